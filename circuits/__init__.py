@@ -1,0 +1,5 @@
+"""The Appendix 1 control circuits of Amit (2019): output error unit (Fig. 13, 14) and shutdown units (Fig. 15).
+
+This package knows nothing of training. ``circuits.transfer`` holds the one definition of each equation;
+the Brian2 simulations, the PyTorch equivalent-behaviour modules and the checkers build on it.
+"""

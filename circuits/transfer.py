@@ -1,0 +1,145 @@
+"""Transfer functions and one step of the Appendix 1 control circuits (SPEC §7), as pure functions.
+
+This module is the single definition of the circuits' equations. The Brian2 networks, the PyTorch
+equivalent-behaviour modules and the checkers all call these functions (or are tested equal to them).
+Every function works elementwise on NumPy arrays and on PyTorch tensors alike and returns the same
+kind (and dtype) it was given.
+
+Output error circuit (Fig. 13, 14), per output class c:
+
+    H_c = h_c + 2M s_c - 2M t_c          (input to the error unit)
+    δ_c = σ_out(H_c)                     (error unit)
+    t_c = σ_ctl(δ_c)                     (control unit)
+
+    σ_out(H) =  1+ε    if H > 2M+S
+                1      if M ≤ H ≤ 2M+S
+                0      if -M < H < M
+                -μ     if -2M-S ≤ H ≤ -M
+                -μ-ε   if H < -2M-S
+
+The paper's intervals overlap at H = ±M; the project takes the outer value there (1 at +M, -μ at -M),
+so the silent band ``|H| < M`` is open.
+
+    σ_ctl(δ) =  1   if δ > 1 + m·ε
+                0   if -μ - m·ε ≤ δ ≤ 1 + m·ε
+                -1  if δ < -μ - m·ε
+
+``m`` is the ``margin`` (fraction of ε): 0 is the paper's circuit, whose thresholds sit exactly on the
+settled values 1 and -μ; 0.5 puts them half way to the oscillation values (SPEC §7.1 "zero margins"),
+which changes nothing on the ideal map and tolerates noise of up to ε/2.
+
+Shutdown circuit (Fig. 15, eq. 3), per hidden unit:
+
+    u = 1[x ≥ 1],   v = -1[x ≤ -1]
+    δ̃ = σ_gate(δ - 2K u + 2K v),   σ_gate(z) = z if z ≥ -K else 0
+
+which equals eq. 3 (δ̃ = 0 where |x| = 1, else δ) whenever |δ| < K.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "sigma_out",
+    "sigma_ctl",
+    "sigma_gate",
+    "error_input",
+    "cycle_sequential",
+    "cycle_simultaneous",
+    "control_units",
+    "gate",
+]
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def _where(cond, value, other):
+    """``value`` where ``cond`` else ``other``; ``value`` is a number or an array/tensor like ``other``."""
+    if _is_torch(other):
+        import torch
+
+        return torch.where(cond, torch.as_tensor(value, dtype=other.dtype, device=other.device), other)
+    return np.where(cond, np.asarray(value, dtype=other.dtype), other)
+
+
+def _full_like(x, value):
+    if _is_torch(x):
+        import torch
+
+        return torch.full_like(x, value)
+    x = np.asarray(x)
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    return np.full(x.shape, value, dtype=dtype)
+
+
+def _as_float(x):
+    if _is_torch(x):
+        return x if x.is_floating_point() else x.double()
+    x = np.asarray(x)
+    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
+
+
+def sigma_out(H, *, M: float, S: float = 1.0, mu: float, eps: float):
+    """Transfer function of the output error unit δ_c (SPEC §7.1); H = ±M maps to the outer value."""
+    H = _as_float(H)
+    out = _full_like(H, -mu - eps)  # H < -2M-S
+    out = _where(H >= -2 * M - S, -mu, out)
+    out = _where(H > -M, 0.0, out)
+    out = _where(H >= M, 1.0, out)
+    out = _where(H > 2 * M + S, 1.0 + eps, out)
+    return out
+
+
+def sigma_ctl(delta, *, mu: float, eps: float = 0.0, margin: float = 0.0):
+    """Transfer function of the control unit t_c (SPEC §7.1); ``margin`` in units of ε (0 = paper)."""
+    delta = _as_float(delta)
+    upper = 1.0 + margin * eps
+    lower = -mu - margin * eps
+    out = _full_like(delta, 0.0)
+    out = _where(delta > upper, 1.0, out)
+    out = _where(delta < lower, -1.0, out)
+    return out
+
+
+def error_input(h, s, t, *, M: float):
+    """H_c = h_c + 2M s_c - 2M t_c, the summed input of the error unit."""
+    return h + 2 * M * s - 2 * M * t
+
+
+def cycle_sequential(h, s, t, *, M: float, S: float = 1.0, mu: float, eps: float, margin: float = 0.0):
+    """One δ → t cycle in the paper's order: δ reads the old t, then t reads the new δ.
+
+    Returns ``(delta, t_new)``. From t = 0 the four regimes of SPEC §7.1 appear: δ constant 1 or -μ
+    (eq. 6 asks for an update), or period-2 oscillation 1+ε ↔ 0 / -μ-ε ↔ 0 (eq. 6 gives 0).
+    """
+    delta = sigma_out(error_input(h, s, t, M=M), M=M, S=S, mu=mu, eps=eps)
+    return delta, sigma_ctl(delta, mu=mu, eps=eps, margin=margin)
+
+
+def cycle_simultaneous(h, s, t, delta, *, M: float, S: float = 1.0, mu: float, eps: float,
+                       margin: float = 0.0):
+    """One synchronous update: δ and t both read the previous state (gives period 4: 1+ε, 1+ε, 0, 0)."""
+    new_delta = sigma_out(error_input(h, s, t, M=M), M=M, S=S, mu=mu, eps=eps)
+    new_t = sigma_ctl(delta, mu=mu, eps=eps, margin=margin)
+    return new_delta, new_t
+
+
+def control_units(x):
+    """Shutdown control units of Fig. 15: ``u = 1[x ≥ 1]``, ``v = -1[x ≤ -1]``."""
+    x = _as_float(x)
+    zero = _full_like(x, 0.0)
+    return _where(x >= 1.0, 1.0, zero), _where(x <= -1.0, -1.0, zero)
+
+
+def sigma_gate(z, *, K: float):
+    """σ_gate(z) = z if z ≥ -K else 0 (the gated feedback unit of Fig. 15)."""
+    z = _as_float(z)
+    return _where(z >= -K, z, _full_like(z, 0.0))
+
+
+def gate(x, delta, *, K: float):
+    """δ̃ = σ_gate(δ - 2K u + 2K v): feedback passes unless the unit is saturated (|x| = 1); eq. 3 for |δ| < K."""
+    u, v = control_units(x)
+    return sigma_gate(delta - 2 * K * u + 2 * K * v, K=K)
