@@ -46,6 +46,8 @@ __all__ = [
     "error_input",
     "cycle_sequential",
     "cycle_simultaneous",
+    "sigma_u",
+    "sigma_v",
     "control_units",
     "gate",
 ]
@@ -60,7 +62,9 @@ def _where(cond, value, other):
     if _is_torch(other):
         import torch
 
-        return torch.where(cond, torch.as_tensor(value, dtype=other.dtype, device=other.device), other)
+        if not isinstance(value, (int, float)):
+            value = torch.as_tensor(value, dtype=other.dtype, device=other.device)
+        return torch.where(cond, value, other)
     return np.where(cond, np.asarray(value, dtype=other.dtype), other)
 
 
@@ -126,17 +130,36 @@ def cycle_simultaneous(h, s, t, delta, *, M: float, S: float = 1.0, mu: float, e
     return new_delta, new_t
 
 
+def _indicator(cond, like):
+    """``cond`` as 1.0 / 0.0 in the dtype of ``like``."""
+    return cond.to(like.dtype) if _is_torch(like) else cond.astype(like.dtype)
+
+
+def sigma_u(x):
+    """Transfer function of the shutdown control unit u (Fig. 15): ``u = 1[x ≥ 1]``."""
+    x = _as_float(x)
+    return _indicator(x >= 1.0, x)
+
+
+def sigma_v(x):
+    """Transfer function of the shutdown control unit v (Fig. 15): ``v = -1[x ≤ -1]``."""
+    x = _as_float(x)
+    return -_indicator(x <= -1.0, x) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
 def control_units(x):
     """Shutdown control units of Fig. 15: ``u = 1[x ≥ 1]``, ``v = -1[x ≤ -1]``."""
-    x = _as_float(x)
-    zero = _full_like(x, 0.0)
-    return _where(x >= 1.0, 1.0, zero), _where(x <= -1.0, -1.0, zero)
+    return sigma_u(x), sigma_v(x)
 
 
 def sigma_gate(z, *, K: float):
     """σ_gate(z) = z if z ≥ -K else 0 (the gated feedback unit of Fig. 15)."""
     z = _as_float(z)
-    return _where(z >= -K, z, _full_like(z, 0.0))
+    if _is_torch(z):
+        import torch
+
+        return torch.where(z >= -K, z, 0.0)
+    return np.where(z >= -K, z, np.zeros((), dtype=z.dtype))
 
 
 def gate(x, delta, *, K: float):

@@ -1,0 +1,359 @@
+"""The output error circuit of Appendix 1 (Fig. 13, 14) as a Brian2 rate network, and eq. 6 it computes.
+
+Per output class c (SPEC §7.1): a supervisory unit ``s_c`` (+1 for the presented class, -1 otherwise), the
+error unit ``δ_c`` and the control unit ``t_c``, wired as in Fig. 14::
+
+    s_c --(+2M)--> δ_c <--(-2M)-- t_c        H_c = h_c + 2M s_c - 2M t_c,  δ_c = σ_out(H_c)
+                   δ_c --(+1)---> t_c                                        t_c = σ_ctl(δ_c)
+
+The equations (σ_out, σ_ctl, one cycle) are defined once, in ``circuits.transfer``; here the Brian2 network
+calls those very functions (registered as Brian2 ``Function``s for the ``numpy`` code-generation target)
+on inputs that its synapses sum. One time step of the network is one cycle of the paper's alternating map:
+
+- ``order="sequential"`` (the paper): δ reads the old t, then t reads the new δ. From t = 0 the four regimes
+  of ``circuits.check`` appear: δ constant (1 or -μ) or a period-2 oscillation (1+ε ↔ 0, -μ-ε ↔ 0).
+- ``order="simultaneous"``: δ and t both read the previous state; the oscillation has period 4
+  (1+ε, 1+ε, 0, 0).
+
+Every circuit starts from δ = t = 0 (the reset of t_c at each new example); all circuits of a call
+(classes × examples, flattened) live in one ``NeuronGroup`` per unit type.
+
+How the oscillation reaches the synapses is a named ``readout`` of the δ trajectory (SPEC §7.1):
+
+- ``"veto"``: 0 if δ visits 0 in the last ``period`` cycles (2 sequential, 4 simultaneous), else the last δ.
+  Equals eq. 6 exactly. The default.
+- ``"phase k"`` (or ``("phase", k)``): δ after k cycles. Parity-dependent in the oscillating regimes.
+- ``"window-mean"``: the mean of δ over the last whole periods: (1+ε)/2 and -(μ+ε)/2 when correct. Not eq. 6.
+
+``rule`` is eq. 6 with threshold S; ``simulate`` runs the network (``backend="brian2"``) or its PyTorch
+equivalent (``backend="torch"``, ``circuits.modules.OutputErrorCircuit``) and returns the readout;
+``trajectory`` returns the whole δ and t trajectories; ``build_network`` returns the Brian2 objects
+(used by ``circuits.wiring`` to draw Fig. 14 from the network itself).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuits import transfer
+from circuits.check import CircuitRangeWarning, RangeReport, _check_s, enforce_range
+
+__all__ = [
+    "rule",
+    "ORDERS",
+    "PERIODS",
+    "READOUTS",
+    "parse_readout",
+    "apply_readout",
+    "min_cycles",
+    "iterate_map",
+    "build_network",
+    "Trajectory",
+    "trajectory",
+    "simulate",
+]
+
+ORDERS = ("sequential", "simultaneous")
+PERIODS = {"sequential": 2, "simultaneous": 4}
+BACKENDS = ("brian2", "torch")
+RANGE_FIX = "scale h (the weights W of the output layer) down or raise M so that |h| < M"
+
+
+def rule(h, s, *, mu: float, S: float = 1.0, boundary: str = "strict"):
+    """Eq. 6 with learning threshold S: 1 if s=+1 and h < S; -μ if s=-1 and h > -S; else 0.
+
+    ``boundary="strict"`` (default, SPEC §3) uses ``<``/``>``; ``boundary="closed"`` uses ``≤``/``≥`` as eq. 6
+    is printed and as the circuit computes it (the two differ only at h = ±S, where the loss is flat).
+    NumPy in (``s`` = ±1, broadcast to h), float64 NumPy out.
+    """
+    h = np.asarray(h, dtype=np.float64)
+    s = np.broadcast_to(np.asarray(s, dtype=np.float64), h.shape)
+    _check_s(s)
+    if boundary == "strict":
+        on, off = h < S, h > -S
+    elif boundary == "closed":
+        on, off = h <= S, h >= -S
+    else:
+        raise ValueError(f"boundary must be 'strict' or 'closed', got {boundary!r}.")
+    out = np.zeros(h.shape)
+    out[(s > 0) & on] = 1.0
+    out[(s < 0) & off] = -mu
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Readouts: named functions of the δ trajectory (shape (cycles, ...)); NumPy arrays or torch tensors.
+
+
+def _veto(delta, *, period: int):
+    window = delta[-period:]
+    vetoed = (window == 0).any(0)
+    return transfer._where(vetoed, 0.0, window[-1])
+
+
+def _phase(delta, *, k: int):
+    return delta[k - 1]
+
+
+def _window_mean(delta, *, period: int):
+    n = (delta.shape[0] // period) * period
+    return delta[delta.shape[0] - n:].mean(0)
+
+
+READOUTS = {"veto": _veto, "phase": _phase, "window-mean": _window_mean}
+
+
+def parse_readout(readout) -> tuple[str, dict]:
+    """``"veto"``, ``"window-mean"``, ``"phase K"`` or ``("phase", K)`` -> ``(name, kwargs)``; K ≥ 1."""
+    if isinstance(readout, tuple):
+        if len(readout) != 2 or readout[0] != "phase":
+            raise ValueError(f"a tuple readout must be ('phase', k), got {readout!r}.")
+        name, k = readout
+    elif isinstance(readout, str):
+        parts = readout.split()
+        name, k = parts[0], (parts[1] if len(parts) == 2 else None)
+        if len(parts) > 2 or (name != "phase" and k is not None) or (name == "phase" and k is None):
+            raise ValueError(f"readout {readout!r} not understood; use 'veto', 'window-mean' or 'phase K' (K ≥ 1).")
+    else:
+        raise ValueError(f"readout must be a string or ('phase', k), got {readout!r}.")
+    if name not in READOUTS:
+        raise ValueError(f"unknown readout {name!r}; known: {sorted(READOUTS)} ('phase K').")
+    if name == "phase":
+        try:
+            k = int(k)
+        except (TypeError, ValueError):
+            raise ValueError(f"phase readout needs an integer cycle K ≥ 1, got {k!r}.") from None
+        if k < 1:
+            raise ValueError(f"phase readout needs K ≥ 1 (δ after K cycles), got {k}.")
+        return name, {"k": k}
+    return name, {}
+
+
+def min_cycles(readout, order: str = "sequential") -> int:
+    """Fewest cycles the readout needs: the period for ``veto``/``window-mean``, K for ``phase K``."""
+    _check_order(order)
+    name, kw = parse_readout(readout)
+    return kw["k"] if name == "phase" else PERIODS[order]
+
+
+def apply_readout(delta, readout="veto", *, order: str = "sequential"):
+    """Apply a readout to a δ trajectory of shape ``(cycles, ...)`` (NumPy or torch); returns shape ``(...)``."""
+    name, kw = parse_readout(readout)
+    need = min_cycles(readout, order)
+    if delta.shape[0] < need:
+        raise ValueError(f"readout {readout!r} with order {order!r} needs at least {need} cycles, "
+                         f"got a trajectory of {delta.shape[0]}; raise cycles.")
+    if name != "phase":
+        kw["period"] = PERIODS[order]
+    return READOUTS[name](delta, **kw)
+
+
+# --------------------------------------------------------------------------------------------------
+# The map itself, on arrays (the reference the Brian2 network and the torch module are tested against)
+
+
+def _check_order(order):
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}.")
+
+
+def _check_params(*, M, S, mu, eps, margin, cycles=None):
+    if not M > 0:
+        raise ValueError(f"M must be positive (the bound on |h|), got {M}.")
+    if not S >= 0:
+        raise ValueError(f"S (learning threshold) must be ≥ 0, got {S}.")
+    if not mu > 0:
+        raise ValueError(f"mu must be positive (paper: 0 < μ ≤ 1), got {mu}.")
+    if not eps > 0:
+        raise ValueError(f"eps must be positive: with ε = 0 the correct regimes do not oscillate; got {eps}.")
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin must be in [0, 1) (a fraction of ε), got {margin}.")
+    if cycles is not None and (int(cycles) != cycles or cycles < 1):
+        raise ValueError(f"cycles must be a positive integer, got {cycles}.")
+
+
+def iterate_map(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles: int,
+                order: str = "sequential", margin: float = 0.0):
+    """Run ``cycles`` cycles of the map from δ = t = 0 with ``circuits.transfer``; NumPy or torch.
+
+    Returns ``(delta, t)``, each of shape ``(cycles, *h.shape)``: the state after each cycle.
+    """
+    _check_order(order)
+    zeros = transfer._full_like(h, 0.0)
+    delta, t = zeros, zeros
+    ds, ts = [], []
+    for _ in range(cycles):
+        if order == "sequential":
+            delta, t = transfer.cycle_sequential(h, s, t, M=M, S=S, mu=mu, eps=eps, margin=margin)
+        else:
+            delta, t = transfer.cycle_simultaneous(h, s, t, delta, M=M, S=S, mu=mu, eps=eps, margin=margin)
+        ds.append(delta)
+        ts.append(t)
+    if transfer._is_torch(h):
+        import torch
+
+        return torch.stack(ds), torch.stack(ts)
+    return np.stack(ds), np.stack(ts)
+
+
+# --------------------------------------------------------------------------------------------------
+# The Brian2 rate network
+
+
+def brian2_functions():
+    """σ_out and σ_ctl of ``circuits.transfer`` as Brian2 ``Function``s (numpy target)."""
+    import brian2 as b2
+
+    sigma_out = b2.Function(
+        lambda H, M, S, mu, eps: transfer.sigma_out(H, M=M, S=S, mu=mu, eps=eps),
+        arg_units=[1] * 5, arg_names=["H", "M", "S", "mu", "eps"], return_unit=1)
+    sigma_ctl = b2.Function(
+        lambda d, mu, eps, margin: transfer.sigma_ctl(d, mu=mu, eps=eps, margin=margin),
+        arg_units=[1] * 4, arg_names=["delta", "mu", "eps", "margin"], return_unit=1)
+    return sigma_out, sigma_ctl
+
+
+def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, order: str = "sequential",
+                  margin: float = 0.0, name: str = "oe"):
+    """Build the Brian2 network of Fig. 14 for the flat arrays ``h``, ``s`` (one circuit per entry).
+
+    Three ``NeuronGroup``s (``{name}_s``, ``{name}_delta``, ``{name}_t``) and three one-to-one ``Synapses``
+    whose summed variables form H = h + 2M s - 2M t and the input δ of t. One time step (``dt`` = 1 ms,
+    a unit of cycles) is one cycle, ordered within the ``groups`` slot as ``order`` demands. Monitors record
+    δ and t at the end of each step. Returns a ``brian2.Network`` (its objects carry the given names).
+    """
+    import brian2 as b2
+
+    _check_order(order)
+    h = np.asarray(h, dtype=np.float64).ravel()
+    s = np.asarray(s, dtype=np.float64).ravel()
+    N = h.size
+    sigma_out, sigma_ctl = brian2_functions()
+    ns = {"sigma_out": sigma_out, "sigma_ctl": sigma_ctl, "M": float(M), "S": float(S), "mu": float(mu),
+          "eps": float(eps), "margin": float(margin)}
+    clock = b2.Clock(dt=1 * b2.ms, name=f"{name}_clock")  # one step = one cycle
+    # Slots within 'groups': a summed variable is updated at (target order - 1), before its target reads it.
+    d_order, t_order = (1, 3) if order == "sequential" else (2, 2)
+    sup = b2.NeuronGroup(N, "s : 1 (constant)", name=f"{name}_s", namespace={}, clock=clock, order=0)
+    err = b2.NeuronGroup(N, """h : 1 (constant)
+                               I_s : 1
+                               I_t : 1
+                               delta : 1""", name=f"{name}_delta", namespace=ns, clock=clock, order=d_order)
+    ctl = b2.NeuronGroup(N, """I_delta : 1
+                               t_c : 1""", name=f"{name}_t", namespace=ns, clock=clock, order=t_order)
+    sup.s = s
+    err.h = h
+    idx = np.arange(N)
+    syn = []
+    for pre, post, var, w in ((sup, err, "I_s_post = w * s_pre", 2 * M),
+                              (ctl, err, "I_t_post = w * t_c_pre", -2 * M),
+                              (err, ctl, "I_delta_post = w * delta_pre", 1.0)):
+        sy = b2.Synapses(pre, post, f"w : 1 (constant)\n{var} : 1 (summed)", name=f"{pre.name}_to_{post.name}",
+                         namespace={}, clock=clock)
+        sy.connect(i=idx, j=idx)
+        sy.w = w
+        syn.append(sy)
+    err.run_regularly("delta = sigma_out(h + I_s + I_t, M, S, mu, eps)", when="groups", order=d_order,
+                      name=f"{name}_delta_update")
+    ctl.run_regularly("t_c = sigma_ctl(I_delta, mu, eps, margin)", when="groups", order=t_order,
+                      name=f"{name}_t_update")
+    mon_d = b2.StateMonitor(err, "delta", record=True, when="end", name=f"{name}_delta_monitor")
+    mon_t = b2.StateMonitor(ctl, "t_c", record=True, when="end", name=f"{name}_t_monitor")
+    return b2.Network(sup, err, ctl, *syn, mon_d, mon_t, name=f"{name}_network")
+
+
+def _run_brian2(h, s, *, M, S, mu, eps, cycles, order, margin):
+    import brian2 as b2
+
+    net = build_network(h, s, M=M, S=S, mu=mu, eps=eps, order=order, margin=margin)
+    net.run(cycles * b2.ms, namespace={})
+    mon_d, mon_t = net["oe_delta_monitor"], net["oe_t_monitor"]
+    delta = np.asarray(mon_d.delta).T  # (cycles, N)
+    t = np.asarray(mon_t.t_c).T
+    if delta.shape[0] != cycles:
+        raise RuntimeError(f"the Brian2 network ran {delta.shape[0]} steps for {cycles} cycles.")
+    return delta, t
+
+
+# --------------------------------------------------------------------------------------------------
+# Public interface
+
+
+@dataclass
+class Trajectory:
+    """δ and t after each cycle, shape ``(cycles, *h.shape)`` (float64 NumPy), and the range report."""
+
+    delta: np.ndarray
+    t: np.ndarray
+    order: str
+    range: RangeReport
+
+    @property
+    def cycles(self) -> int:
+        return self.delta.shape[0]
+
+    def readout(self, readout="veto") -> np.ndarray:
+        return apply_readout(self.delta, readout, order=self.order)
+
+
+def _prepare(h, s, *, M, S, mu, eps, margin, cycles, order, backend, on_range):
+    _check_params(M=M, S=S, mu=mu, eps=eps, margin=margin, cycles=cycles)
+    _check_order(order)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    h = np.asarray(h, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    if s.shape != h.shape:
+        try:
+            s = np.broadcast_to(s, h.shape).copy()
+        except ValueError:
+            raise ValueError(f"s has shape {s.shape}, which does not broadcast to h's shape {h.shape}.") from None
+    _check_s(s)
+    h, report = enforce_range(h, bound=M, on_range=on_range, name="h", fix=RANGE_FIX)
+    return h, s, report
+
+
+def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles: int, backend: str = "brian2",
+               order: str = "sequential", margin: float = 0.0, on_range: str = "report") -> Trajectory:
+    """Run the circuits for ``cycles`` cycles from δ = t = 0 and return the whole trajectory.
+
+    ``h``: feed-forward inputs, any shape; ``s``: ±1 of the same shape (or broadcastable). Out-of-range
+    inputs (|h| ≥ M) are handled by ``on_range`` (``circuits.check.enforce_range``). ``backend="brian2"``
+    runs the rate network of ``build_network``; ``"torch"`` the equivalent PyTorch module (float64, CPU).
+    """
+    h, s, report = _prepare(h, s, M=M, S=S, mu=mu, eps=eps, margin=margin, cycles=cycles, order=order,
+                            backend=backend, on_range=on_range)
+    shape = h.shape
+    if backend == "brian2":
+        delta, t = _run_brian2(h.ravel(), s.ravel(), M=M, S=S, mu=mu, eps=eps, cycles=cycles, order=order,
+                               margin=margin)
+    else:
+        import torch
+
+        from circuits.modules import OutputErrorCircuit
+
+        mod = OutputErrorCircuit(M=M, S=S, mu=mu, eps=eps, cycles=cycles, order=order, margin=margin,
+                                 on_range="report")
+        with warnings.catch_warnings():  # already reported above
+            warnings.simplefilter("ignore", CircuitRangeWarning)
+            d, tt = mod.trajectory(torch.from_numpy(h.reshape(-1, 1)), torch.from_numpy(s.reshape(-1, 1)))
+        delta, t = d.numpy()[..., 0], tt.numpy()[..., 0]
+    return Trajectory(delta=delta.reshape((cycles, *shape)), t=t.reshape((cycles, *shape)), order=order,
+                      range=report)
+
+
+def simulate(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles: int, readout="veto",
+             backend: str = "brian2", order: str = "sequential", margin: float = 0.0,
+             on_range: str = "report") -> np.ndarray:
+    """The output error circuits' readout δ for each input (float64 NumPy, h's shape).
+
+    With ``readout="veto"`` and ``cycles ≥ 2`` (sequential; ≥ 4 simultaneous) the result equals
+    ``rule(h, s, mu=mu, S=S, boundary="closed")`` for every |h| < M. See ``trajectory`` for the arguments.
+    """
+    if cycles < min_cycles(readout, order):
+        raise ValueError(f"readout {readout!r} with order {order!r} needs cycles ≥ {min_cycles(readout, order)}, "
+                         f"got {cycles}.")
+    return trajectory(h, s, M=M, S=S, mu=mu, eps=eps, cycles=cycles, backend=backend, order=order,
+                      margin=margin, on_range=on_range).readout(readout)
