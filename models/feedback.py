@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["linear", "conv2d", "satlin", "hinge_loss", "output_error"]
+__all__ = ["linear", "conv2d", "conv2d_send", "conv2d_weight_grad", "same_padding", "satlin", "hinge_loss",
+           "output_error"]
 
 _aten = torch.ops.aten
 
@@ -66,37 +67,58 @@ class _Conv2d(torch.autograd.Function):
         return gx, gW, None, None
 
 
+def same_padding(k: int):
+    """'same' padding of a stride-1 k×k convolution: (explicit pre-pad or None, padding of the conv).
+
+    Odd k pads k//2 on every side; even k pads (k-1)//2 before and k//2 after (as PyTorch's ``'same'``).
+    """
+    if k % 2:
+        return None, (k // 2, k // 2)
+    return ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2), (0, 0)
+
+
 def conv2d(x: torch.Tensor, W: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """Stride-1 'same' convolution with kernel W; feedback is the transposed convolution with kernel B."""
-    k = W.shape[-1]
-    if k % 2:
-        padding = (k // 2, k // 2)
-    else:  # even k: pad (k-1)//2 before and k//2 after, so the output keeps the input's size
-        x = F.pad(x, ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2))
-        padding = (0, 0)
+    pre, padding = same_padding(W.shape[-1])
+    if pre is not None:
+        x = F.pad(x, pre)
     if B is W:
         return F.conv2d(x, W, padding=padding)
     return _Conv2d.apply(x, W, B, padding)
 
 
-class _SatLin(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, slope):
-        x = torch.clamp(h * slope, -1.0, 1.0)
-        ctx.save_for_backward(x)
-        ctx.slope = slope
-        return x
+def conv2d_send(g: torch.Tensor, B: torch.Tensor, in_shape) -> torch.Tensor:
+    """The signal a 'same' convolution sends down: transposed convolution of ``g`` with kernel ``B``.
 
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        # σ'(h) = a where |a h| < 1, strictly (eq. 3: a unit with |x| = 1 passes no feedback)
-        return g * ((x.abs() < 1.0) * ctx.slope).to(g.dtype), None
+    Needs only the input's shape, not its values (used by the scheduled engine after x is replaced).
+    """
+    pre, padding = same_padding(B.shape[-1])
+    n, c, h, w = in_shape
+    if pre is not None:
+        h, w = h + pre[2] + pre[3], w + pre[0] + pre[1]
+    gx = torch.nn.grad.conv2d_input((n, c, h, w), B, g, padding=padding)
+    if pre is not None:
+        gx = gx[..., pre[2]:h - pre[3], pre[0]:w - pre[1]]
+    return gx
+
+
+def conv2d_weight_grad(x: torch.Tensor, W: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Σ_positions g_i x_{i+k}: the weight gradient of a 'same' convolution (the Hebbian product of §4)."""
+    pre, padding = same_padding(W.shape[-1])
+    if pre is not None:
+        x = F.pad(x, pre)
+    return _aten.convolution_backward(g, x, W, None, (1, 1), padding, (1, 1), False, (0, 0), 1,
+                                      (False, True, False))[1]
 
 
 def satlin(h: torch.Tensor, slope: float = 0.5) -> torch.Tensor:
-    """Saturated linear σ(h) = clip(a·h, -1, 1) (SPEC §1) with the strict gate of eq. 3 in backward."""
-    return _SatLin.apply(h, slope)
+    """Saturated linear σ(h) = clip(a·h, -1, 1) (SPEC §1).
+
+    Written as PyTorch's ``hardtanh`` of ``a·h`` because its backward is the strict gate of eq. 3:
+    σ'(h) = a where |a·h| < 1 and 0 where the unit is saturated, boundary included (tested), at the cost of
+    native autograd.
+    """
+    return F.hardtanh(h * slope)
 
 
 def output_error(out: torch.Tensor, y: torch.Tensor, mu: float) -> torch.Tensor:

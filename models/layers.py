@@ -33,7 +33,15 @@ def glorot_uniform(shape, fan_in: int, fan_out: int, generator: torch.Generator,
 class WeightLayer(nn.Module):
     """Common state and update of the layers that carry W and R.
 
-    Subclasses set ``self.act`` (apply σ or not) and implement ``_forward(x, B)`` with the feedback tensor ``B``.
+    Subclasses implement three methods:
+
+    - ``_forward(x, B)``: the pre-activation h, with the feedback tensor ``B`` used by autograd's backward;
+    - ``weight_grad(x, g)``: the gradient for W from the input activity x and the output signal g = ∂L/∂h
+      (the Hebbian product, batch-summed);
+    - ``send(g, B, in_shape)``: the signal sent down through ``B``, which needs only the input's shape.
+
+    The last two are the two halves of the backward pass for engines that run them one at a time
+    (``models.schedule``).
     Initialisation draws, in this order and from ``generator``: W, R, mask_W, mask_R (masks only when
     ``connectivity < 1``), so that every rule of a run starts from the same weights.
     """
@@ -80,6 +88,7 @@ class WeightLayer(nn.Module):
         h = self._forward(x, self.feedback_tensor())
         return fb.satlin(h, self.slope) if self.act else h
 
+
     @torch.no_grad()
     def apply_update(self, lr: float, decay: float = 0.0) -> None:
         """W ← W - η·M_W⊙grad; under URFB/KP also R ← R - η·M_R⊙grad (ΔR = ΔWᵀ); KP adds decay on both."""
@@ -107,6 +116,12 @@ class Full(WeightLayer):
     def _forward(self, x, B):
         return fb.linear(x.flatten(1), self.W, B)
 
+    def weight_grad(self, x, g):
+        return g.t() @ x.flatten(1)
+
+    def send(self, g, B, in_shape):
+        return (g @ B).view(in_shape)
+
 
 class Conv(WeightLayer):
     """k×k convolution, stride 1, 'same' zero padding, tied weights ``W`` of shape ``(C_out, C_in, k, k)``."""
@@ -116,6 +131,12 @@ class Conv(WeightLayer):
 
     def _forward(self, x, B):
         return fb.conv2d(x, self.W, B)
+
+    def weight_grad(self, x, g):
+        return fb.conv2d_weight_grad(x, self.W, g)
+
+    def send(self, g, B, in_shape):
+        return fb.conv2d_send(g, B, in_shape)
 
 
 class MaxPool(nn.Module):

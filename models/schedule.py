@@ -1,0 +1,408 @@
+"""The timing scheduler: training under the rigid top-down sequence of Remark 1 and Fig. 15 (SPEC §6).
+
+At a unit the feedback activity δ *replaces* the feed-forward activity x. So, layer by layer from the top,
+with δ_{l+1} present in layer l+1 and x_l still present in layer l:
+
+1. ``update``  W_{l+1} (and R_{l+1} under URFB) from δ_{l+1} and x_l (reads x_l);
+2. ``gate``    the shutdown units u_l, v_l read x_l (Appendix 1, Fig. 15);
+3. ``send``    the signal R_{l+1} δ_{l+1} goes down to layer l;
+4. ``replace`` δ_l = gate_l(signal) overwrites x_l.
+
+This module makes that sequence explicit:
+
+- ``build_schedule(net, order)`` is the event graph (a ``networkx`` DAG) of one batch: ``forward`` of every
+  layer, the ``error`` at the output, and per layer ``update``, ``gate``, ``send``, ``replace``. With order
+  ``paper`` (Fig. 15 and the authors' code) a layer sends with the weights it has just updated (update → send);
+  with order ``gradient`` it sends with the pre-update weights (send → update), which equals autograd exactly.
+- ``LayerState`` holds a layer's activity: first x, then δ. Reading x after it was replaced, replacing it
+  before every signal has arrived or before the layers above have read it, using δ before it exists, running
+  an event twice, or leaving one out raises ``SequencingError`` naming the layer and the step.
+- ``ScheduledEngine`` executes a topological order of the graph for every batch (any valid order gives the
+  same result), with the output error from eq. 6 (``ideal``) or from the output error circuit, and the gate
+  from σ' (``ideal``) or from the shutdown circuit (``circuits.modules``: this engine is the one place where
+  circuits and training meet). It plugs into ``models.train.train`` as its ``step``.
+
+Signals are carried per example (δ of eq. 2 and 6, not divided by the batch size); updates are the Hebbian
+``ΔW = (η/B) Σ_batch δ xᵀ`` through each layer's ``weight_grad`` (the same kernels as back-propagation).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import networkx as nx
+import torch
+import torch.nn.functional as F
+
+from .layers import Drop, MaxPool, Sum, WeightLayer
+from .network import Network
+
+__all__ = ["SequencingError", "Event", "build_schedule", "LayerState", "ScheduledEngine", "check_order"]
+
+
+class SequencingError(RuntimeError):
+    """An event ran out of the order of Remark 1 / SPEC §6."""
+
+
+@dataclass(frozen=True, order=True)
+class Event:
+    """One step of a batch: ``kind`` in forward, error, update, gate, send, replace; ``layer`` an index."""
+
+    kind: str
+    layer: int
+
+    def describe(self, net: Network) -> str:
+        return f"{self.kind} of layer {net.names[self.layer]}"
+
+
+def _inputs(net: Network, i: int) -> list[int]:
+    """Indices of the layers feeding layer i (-1 is the network's input x_0)."""
+    return [i - 2, i - 1] if isinstance(net.layers[i], Sum) else [i - 1]
+
+
+def _has_gate(m) -> bool:
+    return isinstance(m, WeightLayer) and m.act
+
+
+def build_schedule(net: Network, order: str = "paper") -> nx.DiGraph:
+    """The event DAG of one batch under order ``paper`` or ``gradient`` (see the module docstring)."""
+    if order not in ("paper", "gradient"):
+        raise ValueError(f"order must be 'paper' or 'gradient', got {order!r}")
+    n = len(net.layers)
+    out = n - 1
+    G = nx.DiGraph(order=order)
+    E = Event
+
+    def ready(i):  # the event after which δ_i exists
+        return E("error", out) if i == out else E("replace", i)
+
+    for i in range(n):
+        G.add_node(E("forward", i))
+        for j in _inputs(net, i):
+            if j >= 0:
+                G.add_edge(E("forward", j), E("forward", i))
+    G.add_edge(E("forward", out), E("error", out))
+    consumers = {j: [i for i in range(n) if j in _inputs(net, i)] for j in range(-1, n)}
+    for i in range(n):
+        m = net.layers[i]
+        if _has_gate(m):
+            G.add_edge(E("forward", i), E("gate", i))
+            G.add_edge(E("gate", i), E("replace", i))
+        if i != out:
+            for c in consumers[i]:
+                G.add_edge(E("send", c), E("replace", i))
+                if isinstance(net.layers[c], WeightLayer):
+                    G.add_edge(E("update", c), E("replace", i))  # c's update reads x_i first
+        if isinstance(m, WeightLayer):
+            G.add_edge(ready(i), E("update", i))
+        if any(j >= 0 for j in _inputs(net, i)):
+            G.add_edge(ready(i), E("send", i))
+            if isinstance(m, WeightLayer):
+                if order == "paper":
+                    G.add_edge(E("update", i), E("send", i))
+                else:
+                    G.add_edge(E("send", i), E("update", i))
+    # Every weight layer's update must exist even where nothing depends on it (the first layer's).
+    for i in range(n):
+        if isinstance(net.layers[i], WeightLayer):
+            G.add_node(E("update", i))
+    assert nx.is_directed_acyclic_graph(G)
+    return G
+
+
+def _default_order(G: nx.DiGraph) -> list[Event]:
+    """A deterministic topological order: the forward pass first, then top-down by layer."""
+    return list(nx.lexicographical_topological_sort(G, key=lambda e: (e.kind != "forward", -e.layer, e.kind)))
+
+
+def check_order(G: nx.DiGraph, events: list[Event]) -> None:
+    """Raise ``SequencingError`` unless ``events`` runs every event of ``G`` once, in a topological order."""
+    pos = {}
+    for k, e in enumerate(events):
+        if e in pos:
+            raise SequencingError(f"step {e.kind} of layer index {e.layer} runs twice")
+        pos[e] = k
+    missing = [e for e in G if e not in pos]
+    if missing:
+        raise SequencingError(f"step {missing[0].kind} of layer index {missing[0].layer} is skipped")
+    for u, v in G.edges:
+        if pos[u] > pos[v]:
+            raise SequencingError(f"step {v.kind} of layer index {v.layer} runs before {u.kind} of layer "
+                                  f"index {u.layer}")
+
+
+class LayerState:
+    """A layer's activity in one batch: its feed-forward x, later replaced by its feedback δ (Remark 1)."""
+
+    def __init__(self, name: str, x: torch.Tensor, expected_signals: int, gated: bool):
+        self.name = name
+        self._x = x
+        self._delta = None
+        self._signal = None
+        self._arrived = 0
+        self._expected = expected_signals
+        self._gated = gated
+        self.control = None  # what the shutdown units read from x (set by the gate step)
+
+    def read_x(self, step: str) -> torch.Tensor:
+        if self._x is None:
+            raise SequencingError(f"{step} reads the activity x of layer {self.name}, which was already "
+                                  "replaced by its feedback δ")
+        return self._x
+
+    def read_delta(self, step: str) -> torch.Tensor:
+        if self._delta is None:
+            raise SequencingError(f"{step} needs the feedback δ of layer {self.name}, which does not exist yet")
+        return self._delta
+
+    def add_signal(self, e: torch.Tensor, step: str) -> None:
+        if self._delta is not None:
+            raise SequencingError(f"{step} sends a signal to layer {self.name} after its x was replaced")
+        self._signal = e if self._signal is None else self._signal + e
+        self._arrived += 1
+
+    def signal(self, step: str) -> torch.Tensor:
+        if self._arrived < self._expected:
+            raise SequencingError(f"{step}: layer {self.name} has {self._arrived} of its {self._expected} "
+                                  "feedback signals")
+        if self._gated and self.control is None:
+            raise SequencingError(f"{step}: the shutdown units of layer {self.name} have not read x yet")
+        return self._signal
+
+    def replace(self, delta: torch.Tensor, step: str) -> None:
+        self.read_x(step)
+        self._x = None
+        self._delta = delta
+
+
+class ScheduledEngine:
+    """Runs a batch through the event graph; use as ``train(..., step=engine)``.
+
+    Parameters
+    ----------
+    net : the network (its rule decides loss, feedback and whether R learns).
+    order : ``paper`` or ``gradient``.
+    error_signal : None for the ideal output error (eq. 6; softmax error for ``bp``), or a module
+        ``f(h, s) -> δ`` (``circuits.modules.OutputErrorCircuit``), s = ±1 supervisory signals.
+    gate : None for the ideal gate σ'(h) = a·1[|x| < 1], or a module ``g(x, signal) -> gated signal``
+        (``circuits.modules.ShutdownGate``); the slope a of σ' is applied after the circuit's gate.
+    mu : off-class weight of the hinge loss.
+    compare_every : under order ``paper``, every N batches also compute the ``gradient``-order updates from
+        the same state (not applied) and record their relative distance (0: never).
+    audit : optional ``audit(h, s, delta) -> mismatches`` called every ``audit_every`` batches with the batch's
+        output inputs and the readout used (the Brian2 audit of the circuit module).
+    schedule : an explicit list of events to execute instead of a topological order of the graph (for tests;
+        an invalid order fails with ``SequencingError`` while it runs).
+    """
+
+    def __init__(self, net: Network, *, order="paper", error_signal=None, gate=None, mu=None,
+                 compare_every=0, audit=None, audit_every=0, schedule=None):
+        self.net = net
+        self.order = order
+        self._graphs = {o: build_schedule(net, o) for o in ("paper", "gradient")}
+        self._orders = {o: _default_order(g) for o, g in self._graphs.items()}
+        self.graph = self._graphs[order]
+        self.events = list(schedule) if schedule is not None else self._orders[order]
+        self.error_signal = error_signal
+        self.gate = gate
+        self.mu = mu if mu is not None else 1.0 / (net.num_classes - 1)
+        self.compare_every = compare_every
+        self.audit = audit
+        self.audit_every = audit_every
+        self.executed: list[Event] = []
+        self._batch = 0
+        self.reset_metrics()
+
+    # ------------------------------------------------------------------ metrics
+    def reset_metrics(self) -> None:
+        self._m = {"n_outputs": 0, "regimes": {k: 0 for k in ("on-update", "on-correct", "off-update",
+                                                                "off-correct")},
+                   "out_of_range_M": 0, "out_of_range_K": 0, "audit_batches": 0, "audit_mismatches": 0,
+                   "order_distance": []}
+
+    def epoch_metrics(self) -> dict:
+        """Per-epoch additions to metrics.jsonl; resets the counters."""
+        m = self._m
+        n = max(m["n_outputs"], 1)
+        row = {"regime_fraction": {k: v / n for k, v in m["regimes"].items()},
+               "range_violations": {"output_M": m["out_of_range_M"], "gate_K": m["out_of_range_K"]}}
+        if m["audit_batches"]:
+            row["audit"] = {"batches": m["audit_batches"], "mismatches": m["audit_mismatches"]}
+        if m["order_distance"]:
+            row["order_distance"] = sum(m["order_distance"]) / len(m["order_distance"])
+        self.reset_metrics()
+        return row
+
+    # ------------------------------------------------------------------ one batch
+    @torch.no_grad()
+    def __call__(self, net, x, y, loss_fn, lr, decay):
+        if net is not self.net:
+            raise ValueError("this ScheduledEngine was built for another network")
+        record = self._forward(x)
+        record["input_x"] = x
+        h = record["x"][-1]
+        loss = loss_fn(h, y)
+        s = torch.full_like(h, -1.0).scatter_(1, y.unsqueeze(1), 1.0)
+        self._count_regimes(h, s)
+        record["delta_out"] = self._error(h, y, s)
+        dW_gradient = None
+        if self.order == "paper" and self.compare_every and self._batch % self.compare_every == 0:
+            dW_gradient = self._run(record, lr, decay, "gradient", apply=False, want_dW=True)
+        dW = self._run(record, lr, decay, self.order, apply=True, want_dW=dW_gradient is not None)
+        if dW_gradient is not None:
+            num = sum(float((dW[k] - dW_gradient[k]).norm() ** 2) for k in dW)
+            den = sum(float(dW_gradient[k].norm() ** 2) for k in dW)
+            self._m["order_distance"].append(math.sqrt(num / den) if den > 0 else 0.0)
+        self._batch += 1
+        return loss.detach(), h
+
+    @torch.no_grad()
+    def _forward(self, x):
+        """Feed-forward pass, keeping each layer's x and what its backward needs (pool arg-max, dropout mask)."""
+        xs, extra = [], []
+        prev = prev2 = None
+        for m in self.net.layers:
+            aux = None
+            if isinstance(m, Sum):
+                out = prev2 + prev
+            elif isinstance(m, MaxPool):
+                a, b = m.pad
+                padded = F.pad(x, (a, b, a, b))
+                out, idx = F.max_pool2d(padded, m.k, m.stride, return_indices=True)
+                aux = (idx, padded.shape)
+            elif isinstance(m, Drop):
+                if m.training and m.p > 0:  # the same RNG draws as F.dropout(x) in the fast engine
+                    aux = F.dropout(torch.ones_like(x), m.p, True)
+                    out = x * aux
+                else:
+                    out = x
+            else:
+                out = m(x)
+            xs.append(out)
+            extra.append(aux)
+            prev2, prev, x = prev, out, out
+        return {"x": xs, "extra": extra}
+
+    def _error(self, h, y, s):
+        if self.net.rule.loss == "xent":
+            return F.one_hot(y, h.shape[1]).to(h.dtype) - torch.softmax(h, 1)
+        if self.error_signal is None:
+            from .feedback import output_error
+
+            return output_error(h, y, self.mu)
+        delta = self.error_signal(h, s)
+        info = getattr(self.error_signal, "last_info", None) or {}
+        self._m["out_of_range_M"] += int(info.get("n_out_of_range", 0))
+        if self.audit is not None and self.audit_every and self._batch % self.audit_every == 0:
+            self._m["audit_batches"] += 1
+            self._m["audit_mismatches"] += int(self.audit(h, s, delta))
+        return delta
+
+    def _count_regimes(self, h, s):
+        S = getattr(self.error_signal, "S", 1.0)
+        on = s > 0
+        r = self._m["regimes"]
+        r["on-update"] += int((on & (h <= S)).sum())
+        r["on-correct"] += int((on & (h > S)).sum())
+        r["off-update"] += int((~on & (h >= -S)).sum())
+        r["off-correct"] += int((~on & (h < -S)).sum())
+        self._m["n_outputs"] += h.numel()
+
+    def _run(self, record, lr, decay, order, *, apply, want_dW):
+        """Execute the events of one batch (updates applied in place if ``apply``); with ``want_dW`` return
+        {layer index: -η·M_W⊙grad}, the Hebbian part of each ΔW, for comparing orders."""
+        net = self.net
+        layers = net.layers
+        n = len(layers)
+        xs, extra = record["x"], record["extra"]
+        consumers = {j: sum(j in _inputs(net, i) for i in range(n)) for j in range(n)}
+        states = [LayerState(net.names[i], xs[i], consumers[i], _has_gate(layers[i])) for i in range(n)]
+        log = apply  # a dry run (the comparison) leaves the metrics alone
+        events = self.events if order == self.order else self._orders[order]
+        batch = xs[-1].shape[0]
+        dW = {}
+        done = set()
+        executed = []
+        for ev in events:
+            if ev in done:
+                raise SequencingError(f"{ev.describe(net)} runs twice in one batch")
+            done.add(ev)
+            executed.append(ev)
+            i, m = ev.layer, layers[ev.layer]
+            step = ev.describe(net)
+            if ev.kind == "forward":
+                continue  # the feed-forward pass ran in _forward; its results are in the states
+            if ev.kind == "error":  # δ_L of the output units (computed once per batch from h_L and s)
+                states[i].read_x(step)
+                states[i].replace(record["delta_out"], step)
+            elif ev.kind == "gate":
+                xi = states[i].read_x(step)
+                states[i].control = xi if self.gate is not None else (xi.abs() < 1.0)
+            elif ev.kind == "update":
+                delta = states[i].read_delta(step)
+                j = _inputs(net, i)[0]
+                x_in = record["input_x"] if j < 0 else states[j].read_x(step)
+                g = m.weight_grad(x_in, -delta / batch)
+                if want_dW:
+                    dW[i] = -lr * (g if m.mask_W is None else g * m.mask_W)
+                if apply:
+                    m.W.grad = g
+                    m.apply_update(lr, decay)
+            elif ev.kind == "send":
+                delta = states[i].read_delta(step)
+                ins = [j for j in _inputs(net, i) if j >= 0]
+                if isinstance(m, WeightLayer):
+                    signal = m.send(delta, m.feedback_tensor(), xs[ins[0]].shape)
+                    states[ins[0]].add_signal(signal, step)
+                elif isinstance(m, MaxPool):
+                    idx, padded_shape = extra[i]
+                    N, C, Hp, Wp = padded_shape
+                    full = torch.zeros(N, C, Hp * Wp, dtype=delta.dtype, device=delta.device)
+                    full.scatter_add_(2, idx.flatten(2), delta.flatten(2))
+                    a, b = m.pad
+                    full = full.view(N, C, Hp, Wp)[..., a:Hp - b, a:Wp - b]
+                    states[ins[0]].add_signal(full, step)
+                elif isinstance(m, Drop):
+                    mask = extra[i]
+                    states[ins[0]].add_signal(delta if mask is None else delta * mask, step)
+                elif isinstance(m, Sum):
+                    for j in ins:
+                        states[j].add_signal(delta, step)
+            elif ev.kind == "replace":
+                signal = states[i].signal(step)
+                if _has_gate(m):
+                    if self.gate is None:
+                        delta = signal * (states[i].control * m.slope).to(signal.dtype)
+                    else:
+                        delta = self.gate(states[i].control, signal) * m.slope
+                        info = getattr(self.gate, "last_info", None) or {}
+                        if log:
+                            self._m["out_of_range_K"] += int(info.get("n_out_of_range", 0))
+                else:
+                    delta = signal
+                states[i].replace(delta, step)
+            else:
+                raise SequencingError(f"unknown step {ev.kind!r}")
+        check_order(self._graphs[order], executed)
+        if log:
+            self.executed = executed
+        return dW
+
+
+def brian2_audit(circuit, atol: float = 1e-6):
+    """An ``audit(h, s, delta)`` that runs the actual Brian2 rate network of the output error circuit
+    (``circuits.output_error.simulate``, float64) on a batch's output inputs h and counts the entries where
+    its readout differs from ``delta``, the readout the training module produced (by more than ``atol``;
+    float32 training rounds -μ). Brian2 is imported only when an audit runs."""
+
+    def audit(h, s, delta) -> int:
+        from circuits.output_error import simulate
+
+        ref = simulate(h.detach().double().cpu().numpy(), s.detach().double().cpu().numpy(), M=circuit.M,
+                       S=circuit.S, mu=circuit.mu, eps=circuit.eps, cycles=circuit.cycles,
+                       readout=circuit.readout, order=circuit.order, margin=circuit.margin,
+                       on_range=circuit.on_range, backend="brian2")
+        got = delta.detach().double().cpu().numpy()
+        return int((abs(ref - got) > atol).sum())
+
+    return audit

@@ -1,0 +1,366 @@
+"""The training loop (§3, §4): plain SGD on mini-batches, per-epoch metrics, atomic checkpoints, resume.
+
+One step (the "fast" engine): batch → ``network.forward`` → loss (softmax cross-entropy for ``bp``, the hinge
+loss of eq. 4 otherwise, whose gradient is the output error of eq. 6) → autograd runs the feedback through
+``W``, ``R`` or ``sign(W)`` as the rule says (``models.feedback``) → ``network.apply_update(lr)`` applies the
+Hebbian increments ``ΔW = η δ xᵀ`` (and ``ΔR`` under URFB). No momentum, no weight decay, no normalisation.
+
+A run directory holds ``config.json`` (the ``RunConfig``), ``metrics.jsonl`` (one JSON object per epoch) and
+``checkpoint.pt`` (weights, RNG state and metrics after the last finished epoch). Both files are replaced
+atomically at the end of each epoch, so a run killed at any moment resumes from its last finished epoch and,
+on the CPU, continues bit for bit as if it had never stopped: the batch order of epoch e depends only on
+(seed, e), and the dropout RNG state is saved with the weights.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .feedback import hinge_loss
+from .network import Network
+from .rules import get_rule
+
+__all__ = ["RunConfig", "train", "build_network", "make_loss", "evaluate", "DivergenceError", "RunDirError"]
+
+
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used as asked (exists without --resume, or has nothing to resume)."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; serialised into ``config.json``. Defaults are the paper's (SPEC §1–§3)."""
+
+    net: str = "simpnet"
+    rule: str = "urfb"
+    data: str = "digits"
+    data_dir: str | None = None
+    epochs: int = 10
+    batch_size: int = 500
+    lr: float = 0.1
+    seed: int = 0
+    connectivity: float = 1.0
+    mask_output: bool = True
+    feedback_init: str = "random"
+    slope: float = 0.5
+    mu: float | None = None  # None: 1/(C-1)
+    kp_decay: float = 0.0  # weight decay of the KP peer rule (W and R alike)
+    train_subset: int | None = None
+    val_size: int | None = None  # None: the data set's default (5000 for CIFAR and Fashion-MNIST)
+    device: str = "cpu"
+    dtype: str = "float32"
+    eval_batch_size: int = 1000
+    # The timing scheduler and the circuits (models.schedule, circuits.modules; SPEC §6, §7)
+    engine: str = "fast"  # "fast" (autograd) or "scheduled" (the event graph of Remark 1)
+    order: str = "paper"  # scheduled engine: "paper" (send with just-updated R) or "gradient"
+    error_signal: str = "ideal"  # "ideal" (eq. 6) or "circuit" (the output error circuit's readout)
+    readout: str = "veto"  # circuit readout: "veto", "phase K", "window-mean"
+    gate: str = "ideal"  # "ideal" (σ') or "circuit" (the shutdown units), scheduled engine only
+    circuit_M: float = 10.0  # bound on |h_L| the output circuit accepts
+    circuit_eps: float = 0.1  # ε of σ_out
+    circuit_cycles: int | None = None  # None: the fewest the readout needs
+    circuit_order: str = "sequential"  # update order inside the circuit: "sequential" or "simultaneous"
+    circuit_margin: float = 0.0  # σ_ctl margin, fraction of ε
+    circuit_K: float = 100.0  # bound on |δ| the shutdown gate accepts
+    on_range: str = "report"  # out-of-range circuit inputs: "report", "error" or "clip"
+    audit_every: int = 0  # every N batches, run the Brian2 rate network on the batch and compare (0: never)
+    compare_every: int = 0  # order "paper": every N batches, measure the distance to gradient-order updates
+
+    def validate(self) -> None:
+        get_rule(self.rule)
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"the learning rate must be a positive number, got {self.lr}")
+        if self.slope <= 0:
+            raise ValueError(f"slope must be positive, got {self.slope}")
+        if self.mu is not None and not 0 < self.mu:
+            raise ValueError(f"mu must be positive, got {self.mu}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        choices = {"engine": ("fast", "scheduled"), "order": ("paper", "gradient"),
+                   "error_signal": ("ideal", "circuit"), "gate": ("ideal", "circuit"),
+                   "on_range": ("report", "error", "clip")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
+                                 f"got {getattr(self, name)!r}")
+        if self.engine == "fast" and self.gate == "circuit":
+            raise ValueError("--gate circuit needs --engine scheduled (the fast engine gates with σ' in autograd)")
+        if self.engine == "fast" and self.audit_every:
+            raise ValueError("--audit-every needs --engine scheduled")
+        if self.error_signal == "circuit" and get_rule(self.rule).loss != "hinge":
+            raise ValueError(f"--error-signal circuit computes the hinge loss's error (eq. 6); rule {self.rule!r} "
+                             "uses softmax cross-entropy: choose bp-h, frfb or urfb")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"config has unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def build_network(config: RunConfig, in_shape, num_classes: int) -> Network:
+    return Network(config.net, in_shape, num_classes, rule=config.rule, slope=config.slope,
+                   connectivity=config.connectivity, mask_output=config.mask_output,
+                   feedback_init=config.feedback_init, seed=config.seed,
+                   dtype=getattr(torch, config.dtype))
+
+
+def make_circuits(config: RunConfig, mu: float):
+    """The circuit modules a config asks for: (output error circuit or None, shutdown gate or None)."""
+    out = gate = None
+    if config.error_signal == "circuit" or config.gate == "circuit":
+        from circuits.modules import OutputErrorCircuit, ShutdownGate  # circuits meet training only here
+        if config.error_signal == "circuit":
+            out = OutputErrorCircuit(M=config.circuit_M, S=1.0, mu=mu, eps=config.circuit_eps,
+                                     cycles=config.circuit_cycles, readout=config.readout,
+                                     order=config.circuit_order, margin=config.circuit_margin,
+                                     on_range=config.on_range)
+        if config.gate == "circuit":
+            gate = ShutdownGate(K=config.circuit_K, on_range=config.on_range)
+    return out, gate
+
+
+def make_step(config: RunConfig, net: Network, mu: float):
+    """The step function of the chosen engine (None: the fast engine with the ideal error signal)."""
+    circuit, gate = make_circuits(config, mu)
+    if config.engine == "fast":
+        if circuit is None:
+            return None
+        error_fn = lambda out, y, mu: circuit(out.detach(), _supervisory(y, out))  # noqa: E731
+        loss_fn = make_loss(config.rule, mu, error_fn)
+        return lambda net, x, y, _loss, lr, decay: _fast_step(net, x, y, loss_fn, lr, decay)
+    from .schedule import ScheduledEngine, brian2_audit
+
+    audit = brian2_audit(circuit) if (config.audit_every and circuit is not None) else None
+    return ScheduledEngine(net, order=config.order, error_signal=circuit, gate=gate, mu=mu,
+                           compare_every=config.compare_every, audit=audit, audit_every=config.audit_every)
+
+
+def _supervisory(y, out):
+    return torch.full_like(out, -1.0).scatter_(1, y.unsqueeze(1), 1.0)
+
+
+def make_loss(rule_name: str, mu: float, error_fn=None):
+    """Softmax cross-entropy for ``bp``; the hinge loss of eq. 4 (output error eq. 6 or ``error_fn``) otherwise."""
+    rule = get_rule(rule_name)
+    if rule.loss == "xent":
+        return lambda out, y: F.cross_entropy(out, y)
+    return lambda out, y: hinge_loss(out, y, mu, error_fn)
+
+
+@torch.no_grad()
+def evaluate(net: Network, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size: int) -> tuple[float, float]:
+    """(mean loss, error rate) with dropout off."""
+    was_training = net.training
+    net.eval()
+    total_loss, wrong = 0.0, 0
+    for i in range(0, len(y), batch_size):
+        out = net(x[i:i + batch_size])
+        yb = y[i:i + batch_size]
+        total_loss += float(loss_fn(out, yb)) * len(yb)
+        wrong += int((out.argmax(1) != yb).sum())
+    net.train(was_training)
+    return total_loss / max(len(y), 1), wrong / max(len(y), 1)
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_json(path: Path, obj) -> None:
+    _atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    _atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The batch order of an epoch: a function of (seed, epoch) only, so resumed runs see the same batches."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume: bool = False,
+          network: Network | None = None, dataset=None, progress: bool = False, log=None,
+          step=None) -> list[dict]:
+    """Train as ``config`` says; returns the per-epoch metrics (also written to ``out_dir`` if given).
+
+    ``network`` replaces the network built from ``config.net`` (e.g. an untied copy, §4.1); ``dataset``
+    (a ``models.data.Dataset``) replaces loading ``config.data``. ``step(net, x, y, loss_fn, lr, decay)``
+    replaces the fast engine's step and returns ``(loss, output)`` of the batch (another engine, e.g. the
+    scheduled one, plugs in here). ``log`` receives one line per epoch.
+    """
+    config.validate()
+    out = Path(out_dir) if out_dir is not None else None
+    ckpt_path = out / "checkpoint.pt" if out is not None else None
+    if out is not None:
+        if resume:
+            if not ckpt_path.exists():
+                raise RunDirError(f"nothing to resume in {out}: no checkpoint.pt there; start a new run "
+                                  "without --resume")
+        elif ckpt_path.exists() or (out / "metrics.jsonl").exists():
+            raise RunDirError(f"run directory {out} already holds a run; pass --resume to continue it or "
+                              "choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+    elif resume:
+        raise RunDirError("--resume needs --out DIR, the run directory to continue")
+
+    if dataset is None:
+        from .data import load
+
+        dataset = load(config.data, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed,
+                       train_subset=config.train_subset)
+    num_classes = len(dataset.classes)
+    mu = config.mu if config.mu is not None else 1.0 / (num_classes - 1)
+    device = torch.device(config.device)
+    dtype = getattr(torch, config.dtype)
+    net = network if network is not None else build_network(config, dataset.x_train.shape[1:], num_classes)
+    net.set_rule(config.rule)
+    net.to(device)
+    loss_fn = make_loss(config.rule, mu)
+
+    def tensors(x, y):
+        if x is None or len(x) == 0:
+            return None
+        return torch.as_tensor(x, dtype=dtype).to(device), torch.as_tensor(y, dtype=torch.long).to(device)
+
+    train_xy = tensors(dataset.x_train, dataset.y_train)
+    val_xy = tensors(dataset.x_val, dataset.y_val)
+    test_xy = tensors(dataset.x_test, dataset.y_test)
+    if train_xy is None:
+        raise ValueError("the training split is empty; use a larger --train-subset or a smaller --val-size")
+
+    rows: list[dict] = []
+    start = 0
+    if resume:
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        net.load_state_dict(state["model"])
+        rows = state["metrics"]
+        start = state["epoch"]
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+    else:
+        torch.manual_seed(config.seed + 1)  # the dropout masks' stream
+        if device.type == "cuda":
+            torch.cuda.manual_seed(config.seed + 1)
+        if out is not None:
+            _write_json(out / "config.json", asdict(config))
+
+    if out is not None and resume:
+        _write_metrics(out / "metrics.jsonl", rows)  # drop rows written after the checkpoint
+
+    step = step or make_step(config, net, mu) or _fast_step
+    x_train, y_train = train_xy
+    n = len(y_train)
+    net.train()
+    for epoch in range(start, config.epochs):
+        order = _epoch_order(n, config.seed, epoch).to(device)
+        t0 = time.perf_counter()
+        total_loss = torch.zeros((), dtype=torch.float64, device=device)
+        wrong = torch.zeros((), dtype=torch.long, device=device)
+        batches = range(0, n, config.batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch")
+        for i in batches:
+            idx = order[i:i + config.batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            loss, outb = step(net, xb, yb, loss_fn, config.lr, config.kp_decay)
+            if not torch.isfinite(loss):
+                raise DivergenceError(
+                    f"the loss became {float(loss)} at epoch {epoch + 1}, batch {i // config.batch_size + 1}: "
+                    f"training diverged; lower --lr (now {config.lr})")
+            total_loss += loss.detach().double() * len(yb)
+            wrong += (outb.argmax(1) != yb).sum()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "train_loss": float(total_loss) / n, "train_error": int(wrong) / n}
+        if val_xy is not None:
+            row["val_loss"], row["val_error"] = evaluate(net, *val_xy, loss_fn, config.eval_batch_size)
+        if test_xy is not None:
+            row["test_loss"], row["test_error"] = evaluate(net, *test_xy, loss_fn, config.eval_batch_size)
+        if hasattr(step, "epoch_metrics"):
+            row.update(step.epoch_metrics())
+        al = net.alignment()
+        row["alignment"] = {k: v["correlation"] for k, v in al.items()}
+        row["angle"] = {k: v["angle"] for k, v in al.items()}
+        row["seconds"] = seconds
+        rows.append(row)
+        if log is not None:
+            log(_format_row(row))
+        if out is not None:
+            state = {"epoch": epoch + 1, "model": net.state_dict(), "metrics": rows,
+                     "rng": torch.get_rng_state(), "config": asdict(config),
+                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+            _atomic_write(ckpt_path, lambda f: torch.save(state, f))
+            _write_metrics(out / "metrics.jsonl", rows)
+    return rows
+
+
+def _fast_step(net: Network, x, y, loss_fn, lr: float, decay: float):
+    out = net(x)
+    loss = loss_fn(out, y)
+    loss.backward()
+    net.apply_update(lr, decay)
+    return loss.detach(), out.detach()
+
+
+def _format_row(row: dict) -> str:
+    parts = [f"epoch {row['epoch']:>3}", f"loss {row['train_loss']:.4f}", f"train {100 * row['train_error']:5.2f}%"]
+    if "val_error" in row:
+        parts.append(f"val {100 * row['val_error']:5.2f}%")
+    if "test_error" in row:
+        parts.append(f"test {100 * row['test_error']:5.2f}%")
+    al = " ".join(f"{k}={v:+.2f}" for k, v in row["alignment"].items())
+    parts.append(f"corr(W,R) {al}")
+    parts.append(f"{row['seconds']:.1f}s")
+    return " | ".join(parts)
+
+
+def load_config(run_dir: str | os.PathLike) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise RunDirError(f"{path} not found: {run_dir} is not a run directory")
+    try:
+        return RunConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise RunDirError(f"{path} is corrupt ({e}); start a new run in another --out") from None
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+

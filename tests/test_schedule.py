@@ -1,0 +1,217 @@
+"""SPEC §6: the timing scheduler's event graph, its sequencing errors, and its equivalences."""
+import copy
+import random
+
+import networkx as nx
+import pytest
+import torch
+
+from models.network import Network
+from models.schedule import Event, ScheduledEngine, SequencingError, build_schedule, check_order
+from models.spec import PRESETS
+from models.train import RunConfig, _fast_step, make_loss, train
+from test_train import strip, tiny_dataset
+
+NET = "conv 4 3x3; conv 4 3x3; sum; maxpool 3; drop .3; conv 3 2x2; full 12; drop .2; output"
+
+
+def _batches(n=3, shape=(1, 8, 8), classes=5, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(6, *shape, generator=g, dtype=dtype), torch.randint(0, classes, (6,), generator=g))
+            for _ in range(n)]
+
+
+def _weights(net):
+    return [(m.W.detach().clone(), m.R.clone()) for m in net.weight_layers().values()]
+
+
+def _run(net, stepper, rule, batches, lr=0.1):
+    loss_fn = make_loss(rule, 0.25)
+    for k, (x, y) in enumerate(batches):
+        torch.manual_seed(k)
+        stepper(net, x, y, loss_fn, lr, 0.0)
+    return _weights(net)
+
+
+@pytest.mark.parametrize("rule", ["bp", "bp-h", "frfb", "urfb", "sign"])
+def test_gradient_order_equals_autograd_fast_engine(rule):
+    a = Network(NET, (1, 8, 8), 5, rule=rule, seed=0, dtype=torch.float64)
+    b = copy.deepcopy(a)
+    engine = ScheduledEngine(b, order="gradient", mu=0.25)
+    wa = _run(a, _fast_step, rule, _batches())
+    wb = _run(b, engine, rule, _batches())
+    for (Wa, Ra), (Wb, Rb) in zip(wa, wb):
+        torch.testing.assert_close(Wa, Wb, rtol=0, atol=1e-12)
+        torch.testing.assert_close(Ra, Rb, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("rule", ["bp", "bp-h", "frfb", "urfb"])
+def test_scheduled_gradient_order_metrics_equal_fast_engine_on_presets(preset, rule):
+    ds = tiny_dataset(n=8, classes=3, shape=(3, 12, 12))
+    cfg = RunConfig(net=preset, rule=rule, epochs=2, batch_size=4, seed=0)
+    fast = train(cfg, dataset=ds)
+    sched = train(RunConfig(**{**cfg.__dict__, "engine": "scheduled", "order": "gradient"}), dataset=ds)
+    for a, b in zip(fast, sched):
+        for key in ("train_loss", "train_error", "val_error", "val_loss", "test_error"):
+            assert a[key] == pytest.approx(b[key], abs=1e-5), key
+        for name in a["alignment"]:
+            assert a["alignment"][name] == pytest.approx(b["alignment"][name], abs=1e-4)
+
+
+def test_executed_order_is_a_topological_order_and_any_order_gives_the_same_result():
+    net = Network(NET, (1, 8, 8), 5, rule="urfb", seed=0, dtype=torch.float64)
+    other = copy.deepcopy(net)
+    engine = ScheduledEngine(net, order="paper", mu=0.25)
+    _run(net, engine, "urfb", _batches(1))
+    check_order(engine.graph, engine.executed)  # raises if not a valid topological order
+    pos = {e: k for k, e in enumerate(engine.executed)}
+    assert all(pos[u] < pos[v] for u, v in engine.graph.edges)
+    # another valid order: a random topological sort
+    G = engine.graph
+    rng = random.Random(3)
+    indeg = {v: G.in_degree(v) for v in G}
+    ready, order = [v for v in G if indeg[v] == 0], []
+    while ready:
+        v = ready.pop(rng.randrange(len(ready)))
+        order.append(v)
+        for w in G.successors(v):
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                ready.append(w)
+    assert order != engine.executed
+    wb = _run(other, ScheduledEngine(other, order="paper", mu=0.25, schedule=order), "urfb", _batches(1))
+    for (Wa, Ra), (Wb, Rb) in zip(_weights(net), wb):
+        assert torch.equal(Wa, Wb) and torch.equal(Ra, Rb)
+
+
+def test_paper_order_updates_before_sending_and_gradient_order_after():
+    net = Network("full 8; output", (1, 2, 2), 3)
+    for order, first in (("paper", "update"), ("gradient", "send")):
+        G = build_schedule(net, order)
+        out = 1
+        a, b = Event("update", out), Event("send", out)
+        assert nx.has_path(G, a, b) if first == "update" else nx.has_path(G, b, a)
+        # in both orders the output layer's update reads x of full1 before it is replaced
+        assert nx.has_path(G, Event("update", out), Event("replace", 0))
+        assert nx.has_path(G, Event("gate", 0), Event("replace", 0))
+
+
+def _misordered(engine, move, before):
+    events = list(engine.events)
+    events.remove(move)
+    events.insert(events.index(before), move)
+    return events
+
+
+def test_misordered_schedule_is_rejected_with_a_sequencing_error():
+    net = Network(NET, (1, 8, 8), 5, rule="urfb", seed=0, dtype=torch.float64)
+    names = net.names
+    base = ScheduledEngine(net, order="paper")
+    out, full = len(names) - 1, names.index("full1")
+    drop2 = names.index("drop2")
+    # replace x of drop2 (the output layer's input) before the output layer's update has read it
+    grad = ScheduledEngine(net, order="gradient")  # here send precedes update, so δ can arrive first
+    bad = _misordered(grad, Event("replace", drop2), Event("update", out))
+    engine = ScheduledEngine(net, order="gradient", schedule=bad)
+    with pytest.raises(SequencingError, match=r"update of layer output reads the activity x of layer drop2"):
+        _run(net, engine, "urfb", _batches(1))
+    # replace x of drop2 before the output layer has sent its signal down
+    bad = _misordered(base, Event("replace", drop2), Event("send", out))
+    with pytest.raises(SequencingError, match=r"layer drop2 has 0 of its 1 feedback signals"):
+        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
+    # update full1 before its δ exists
+    bad = _misordered(base, Event("update", full), Event("error", out))
+    with pytest.raises(SequencingError, match=r"update of layer full1 needs the feedback δ of layer full1"):
+        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
+    # skip the gate of full1 (its shutdown units never read x)
+    bad = [e for e in base.events if e != Event("gate", full)]
+    with pytest.raises(SequencingError, match=r"shutdown units of layer full1 have not read x"):
+        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
+    # skip the first layer's update entirely
+    bad = [e for e in base.events if e != Event("update", 0)]
+    with pytest.raises(SequencingError, match="update of layer index 0 is skipped"):
+        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
+    # run an event twice
+    bad = base.events + [Event("update", 0)]
+    with pytest.raises(SequencingError, match="runs twice"):
+        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
+
+
+def test_paper_order_differs_from_gradient_by_order_eta():
+    dists = {}
+    for lr in (0.1, 0.01):
+        net = Network(NET, (1, 8, 8), 5, rule="urfb", seed=0, dtype=torch.float64)
+        engine = ScheduledEngine(net, order="paper", mu=0.25, compare_every=1)
+        _run(net, engine, "urfb", _batches(2), lr=lr)
+        dists[lr] = engine.epoch_metrics()["order_distance"]
+    assert 0 < dists[0.01] < dists[0.1]
+    assert dists[0.1] / dists[0.01] == pytest.approx(10, rel=0.5)  # O(η)
+
+
+def test_paper_order_with_bp_is_not_exact_gradient():
+    a = Network(NET, (1, 8, 8), 5, rule="bp-h", seed=0, dtype=torch.float64)
+    b = copy.deepcopy(a)
+    wa = _run(a, _fast_step, "bp-h", _batches(2))
+    wb = _run(b, ScheduledEngine(b, order="paper", mu=0.25), "bp-h", _batches(2))
+    diffs = [float((Wa - Wb).abs().max()) for (Wa, _), (Wb, _) in zip(wa, wb)]
+    assert 0 < max(diffs) < 1e-2
+
+
+def test_circuit_signals_train_identically_to_ideal_signals():
+    ds = tiny_dataset(n=60, classes=4)
+    base = dict(net=NET, rule="urfb", epochs=3, batch_size=20, seed=0, engine="scheduled", order="paper",
+                dtype="float64")
+    ideal = train(RunConfig(**base), dataset=ds)
+    circ = train(RunConfig(**base, error_signal="circuit", gate="circuit", readout="veto", circuit_M=50.0,
+                           circuit_K=1000.0), dataset=ds)
+    assert strip(ideal) == strip(circ) or all(
+        a[k] == pytest.approx(b[k], abs=1e-12) for a, b in zip(ideal, circ)
+        for k in ("train_loss", "train_error", "val_error", "test_error"))
+    for row in circ:
+        assert row["range_violations"] == {"output_M": 0, "gate_K": 0}
+        assert sum(row["regime_fraction"].values()) == pytest.approx(1.0)
+
+
+def test_phase_readout_changes_the_update_where_outputs_are_correct():
+    """phase 1 reads δ = 1+ε / -μ-ε in the oscillating regimes where eq. 6 (and veto) give 0."""
+    from circuits.modules import OutputErrorCircuit
+
+    updates = {}
+    for readout, cycles in (("veto", 2), ("phase 1", 1), ("phase 2", 2)):
+        net = Network("full 16; output", (1, 8, 8), 5, rule="urfb", seed=0, dtype=torch.float64)
+        with torch.no_grad():
+            net.weight_layers()["output"].W.mul_(30.0)  # outputs far beyond ±S: every regime occurs
+        W0 = net.weight_layers()["output"].W.detach().clone()
+        circuit = OutputErrorCircuit(M=1e3, mu=0.25, eps=0.1, readout=readout, cycles=cycles)
+        engine = ScheduledEngine(net, order="paper", mu=0.25, error_signal=circuit)
+        _run(net, engine, "urfb", _batches(1))
+        regimes = engine.epoch_metrics()["regime_fraction"]
+        assert regimes["on-correct"] > 0 and regimes["off-correct"] > 0
+        updates[readout] = net.weight_layers()["output"].W.detach() - W0
+    torch.testing.assert_close(updates["veto"], updates["phase 2"], rtol=0, atol=1e-12)
+    assert float((updates["veto"] - updates["phase 1"]).abs().max()) > 1e-3
+
+
+def test_out_of_range_outputs_are_counted():
+    ds = tiny_dataset(n=40, classes=4)
+    rows = train(RunConfig(net="full 16; output", rule="urfb", epochs=2, batch_size=20, lr=5.0, seed=0,
+                           engine="scheduled", error_signal="circuit", circuit_M=1.5), dataset=ds)
+    assert sum(r["range_violations"]["output_M"] for r in rows) > 0
+
+
+@pytest.mark.slow
+def test_brian2_audit_reports_no_mismatch(brian):
+    ds = tiny_dataset(n=40, classes=4)
+    rows = train(RunConfig(net="full 16; output", rule="urfb", epochs=2, batch_size=20, seed=0,
+                           engine="scheduled", error_signal="circuit", audit_every=1, circuit_M=20.0),
+                 dataset=ds)
+    for r in rows:
+        assert r["audit"]["batches"] == 2 and r["audit"]["mismatches"] == 0
+
+
+def test_config_rejects_circuit_gate_on_fast_engine():
+    with pytest.raises(ValueError, match="--gate circuit needs --engine scheduled"):
+        RunConfig(gate="circuit").validate()
+    with pytest.raises(ValueError, match="--order must be one of"):
+        RunConfig(order="random").validate()

@@ -1,0 +1,163 @@
+"""The trainer (SPEC §2, §3; issue: resume, reproducibility, bad input), on small generated data."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.data import Dataset
+from models.train import DivergenceError, RunConfig, RunDirError, read_metrics, train
+
+ROOT = Path(__file__).resolve().parents[1]
+NET = "conv 4 3x3; conv 4 3x3; sum; maxpool 3; drop .3; full 16; drop .2; output"
+
+
+def tiny_dataset(n=120, classes=4, shape=(1, 8, 8), seed=0, test=True):
+    rng = np.random.default_rng(seed)
+    protos = rng.random((classes, *shape)).astype(np.float32)
+
+    def draw(m):
+        y = rng.integers(0, classes, m)
+        x = np.clip(protos[y] + 0.3 * rng.standard_normal((m, *shape)), 0, 1).astype(np.float32)
+        return x, y.astype(np.int64)
+
+    xt, yt = draw(n)
+    xv, yv = draw(40)
+    xs, ys = draw(40) if test else (None, None)
+    return Dataset("tiny", [str(c) for c in range(classes)], xt, yt, xv, yv, xs, ys)
+
+
+def cfg(**kw):
+    base = dict(net=NET, rule="urfb", data="tiny", epochs=3, batch_size=32, lr=0.1, seed=0)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def strip(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_urfb_symmetric_start_matches_bp_h_metrics():
+    ds = tiny_dataset()
+    a = train(cfg(rule="urfb", feedback_init="symmetric", epochs=4), dataset=ds)
+    b = train(cfg(rule="bp-h", feedback_init="symmetric", epochs=4), dataset=ds)
+    for ra, rb in zip(a, b):
+        for key in ("train_loss", "train_error", "val_error", "test_error", "val_loss"):
+            assert ra[key] == pytest.approx(rb[key], abs=1e-5), key
+        assert all(v == pytest.approx(1.0) for v in ra["alignment"].values())  # R stays Wᵀ
+
+
+def test_same_seed_gives_identical_runs_and_other_seed_differs():
+    ds = tiny_dataset()
+    a, b = train(cfg(), dataset=ds), train(cfg(), dataset=ds)
+    assert strip(a) == strip(b)
+    c = train(cfg(seed=1), dataset=ds)
+    assert strip(a) != strip(c)
+
+
+def test_run_directory_contents(tmp_path):
+    rows = train(cfg(epochs=2), tmp_path / "run", dataset=tiny_dataset())
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["net"] == NET and saved["rule"] == "urfb"
+    metrics = read_metrics(tmp_path / "run")
+    assert strip(metrics) == strip(rows) and len(metrics) == 2
+    for key in ("epoch", "train_loss", "train_error", "val_error", "test_error", "alignment", "seconds"):
+        assert key in metrics[0]
+    assert set(metrics[0]["alignment"]) == {"conv1", "conv2", "full1", "output"}
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+class Killed(Exception):
+    pass
+
+
+def test_run_killed_mid_epoch_resumes_bit_exactly(tmp_path):
+    ds = tiny_dataset()
+    full = train(cfg(epochs=4), tmp_path / "full", dataset=ds)
+
+    from models.train import _fast_step
+
+    calls = {"n": 0}
+
+    def dying_step(*args):
+        calls["n"] += 1
+        if calls["n"] == 10:  # epoch 3 (4 batches per epoch), mid-way
+            raise Killed()
+        return _fast_step(*args)
+
+    with pytest.raises(Killed):
+        train(cfg(epochs=4), tmp_path / "cut", dataset=ds, step=dying_step)
+    assert len(read_metrics(tmp_path / "cut")) == 2  # two finished epochs were saved
+    resumed = train(cfg(epochs=4), tmp_path / "cut", dataset=ds, resume=True)
+    assert strip(resumed) == strip(full)
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_existing_run_directory_needs_resume(tmp_path):
+    ds = tiny_dataset()
+    train(cfg(epochs=1), tmp_path / "r", dataset=ds)
+    with pytest.raises(RunDirError, match="--resume"):
+        train(cfg(epochs=1), tmp_path / "r", dataset=ds)
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        train(cfg(epochs=1), tmp_path / "empty", dataset=ds, resume=True)
+
+
+def test_divergence_is_reported():
+    with pytest.raises(DivergenceError, match="lower --lr"):
+        train(cfg(lr=1e38, epochs=5, rule="bp-h"), dataset=tiny_dataset())
+
+
+def test_training_lowers_the_error_under_every_rule():
+    ds = tiny_dataset(n=200)
+    for rule in ("bp", "bp-h", "frfb", "urfb"):
+        rows = train(cfg(rule=rule, net="full 32; output", epochs=15, batch_size=20), dataset=ds)
+        assert rows[-1]["val_error"] < 0.5 * rows[0]["val_error"] + 0.05, rule
+
+
+@pytest.mark.parametrize("bad", [
+    ["--rule", "hebb"],
+    ["--net", "resnet"],
+    ["--net", "conv 3 3x3; maxpol 3; output"],
+    ["--data", "mnist"],
+    ["--data", "fashion-mnist", "--data-dir", "no-such-folder"],
+    ["--lr", "-1"],
+])
+def test_cli_bad_input_is_one_line_and_nonzero(bad, tmp_path):
+    p = subprocess.run([sys.executable, str(ROOT / "sims" / "train.py"), "--out", str(tmp_path / "r"),
+                        "--epochs", "1", *bad], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+
+
+def test_cli_corrupt_idx_file(tmp_path):
+    d = tmp_path / "fm"
+    d.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (d / name).write_bytes(b"\x00\x00\x08\x03garbage")
+    p = subprocess.run([sys.executable, str(ROOT / "sims" / "train.py"), "--data", "fashion-mnist",
+                        "--data-dir", str(d), "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True, timeout=120, env={"ASYMHEBB_CACHE": str(tmp_path / "c"),
+                                                                          "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 2 and p.stderr.startswith("error: ") and "idx" in p.stderr.lower(), p.stderr
+
+
+@pytest.mark.slow
+def test_cli_digits_end_to_end_and_resume(tmp_path):
+    run = [sys.executable, str(ROOT / "sims" / "train.py"), "--data", "digits", "--net",
+           "conv 4 3x3; maxpool 3; full 32; output", "--batch-size", "50", "--out", str(tmp_path / "r"),
+           "--threads", "1"]
+    p = subprocess.run(run + ["--epochs", "2"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run(run + ["--epochs", "3", "--resume"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    rows = read_metrics(tmp_path / "r")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["test_error"] < 0.9
