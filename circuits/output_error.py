@@ -204,14 +204,12 @@ def iterate_map(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles
 
 def brian2_functions():
     """σ_out and σ_ctl of ``circuits.transfer`` as Brian2 ``Function``s (numpy target)."""
-    import brian2 as b2
+    from circuits.brian import numpy_function
 
-    sigma_out = b2.Function(
-        lambda H, M, S, mu, eps: transfer.sigma_out(H, M=M, S=S, mu=mu, eps=eps),
-        arg_units=[1] * 5, arg_names=["H", "M", "S", "mu", "eps"], return_unit=1)
-    sigma_ctl = b2.Function(
-        lambda d, mu, eps, margin: transfer.sigma_ctl(d, mu=mu, eps=eps, margin=margin),
-        arg_units=[1] * 4, arg_names=["delta", "mu", "eps", "margin"], return_unit=1)
+    sigma_out = numpy_function(lambda H, M, S, mu, eps: transfer.sigma_out(H, M=M, S=S, mu=mu, eps=eps),
+                               ["H", "M", "S", "mu", "eps"])
+    sigma_ctl = numpy_function(lambda d, mu, eps, margin: transfer.sigma_ctl(d, mu=mu, eps=eps, margin=margin),
+                               ["delta", "mu", "eps", "margin"])
     return sigma_out, sigma_ctl
 
 

@@ -45,12 +45,11 @@ def rule(x, delta):
 
 def brian2_functions():
     """σ_u, σ_v and σ_gate of ``circuits.transfer`` as Brian2 ``Function``s (numpy target)."""
-    import brian2 as b2
+    from circuits.brian import numpy_function
 
-    sigma_u = b2.Function(transfer.sigma_u, arg_units=[1], arg_names=["x"], return_unit=1)
-    sigma_v = b2.Function(transfer.sigma_v, arg_units=[1], arg_names=["x"], return_unit=1)
-    sigma_gate = b2.Function(lambda z, K: transfer.sigma_gate(z, K=K), arg_units=[1, 1], arg_names=["z", "K"],
-                             return_unit=1)
+    sigma_u = numpy_function(transfer.sigma_u, "x")
+    sigma_v = numpy_function(transfer.sigma_v, "x")
+    sigma_gate = numpy_function(lambda z, K: transfer.sigma_gate(z, K=K), ["z", "K"])
     return sigma_u, sigma_v, sigma_gate
 
 
