@@ -1,0 +1,130 @@
+"""Training with circuit-computed error signals under the rigid top-down timing (Remark 1, Fig. 15, App. 1).
+
+Trains one network with the scheduled engine (models.schedule) and URFB in several variants that differ only
+in how the error signal and the gate are computed and in the order of the top-down sequence:
+
+    ideal, gradient order      eq. 6 and σ', propagating with pre-update R (= autograd)
+    ideal, paper order         eq. 6 and σ', propagating with the just-updated R (Fig. 15)
+    circuit veto               the output error circuit (veto readout) and the shutdown gate, paper order
+    circuit phase K (odd)      δ after an odd number of cycles: 1+ε / -μ-ε where eq. 6 gives 0
+    circuit phase K+1 (even)   δ after an even number of cycles
+    circuit window-mean        the time average of the oscillation
+
+Every variant starts from the same weights and sees the same batches and dropout masks. Per epoch it records
+test error, the fraction of output units in each circuit regime, range violations, the Brian2 audit of the
+circuit module (veto variant) and the distance between paper-order and gradient-order updates. Writes
+docs/figures/scheduler_variants.png and prints a table.
+
+    python sims/scheduler_experiment.py --data fashion-mnist --train-subset 10000 --epochs 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.train import RunConfig, train  # noqa: E402
+
+
+def variants(phase: int) -> dict[str, dict]:
+    circuit = dict(error_signal="circuit", gate="circuit")
+    return {
+        "ideal, gradient order": dict(order="gradient"),
+        "ideal, paper order": dict(order="paper", compare_every=10),
+        "circuit veto": dict(order="paper", readout="veto", audit_every=25, **circuit),
+        f"circuit phase {phase} (odd)": dict(order="paper", readout=f"phase {phase}", circuit_cycles=phase,
+                                             **circuit),
+        f"circuit phase {phase + 1} (even)": dict(order="paper", readout=f"phase {phase + 1}",
+                                                  circuit_cycles=phase + 1, **circuit),
+        "circuit window-mean": dict(order="paper", readout="window-mean", **circuit),
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="fashion-mnist")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--net", default="simpnet")
+    p.add_argument("--rule", default="urfb")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--train-subset", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--phase", type=int, default=7, help="odd cycle count of the 'phase K' readout")
+    p.add_argument("--circuit-M", type=float, default=10.0)
+    p.add_argument("--circuit-K", type=float, default=100.0)
+    p.add_argument("--circuit-eps", type=float, default=0.1)
+    p.add_argument("--out", default="runs/scheduler_experiment")
+    p.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "scheduler_variants.png"))
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.phase % 2 == 0:
+        p.error("--phase must be odd (the even parity is run as phase+1)")
+    base = RunConfig(net=args.net, rule=args.rule, data=args.data, data_dir=args.data_dir, epochs=args.epochs,
+                     seed=args.seed, train_subset=args.train_subset, engine="scheduled",
+                     circuit_M=args.circuit_M, circuit_K=args.circuit_K, circuit_eps=args.circuit_eps)
+    results = {}
+    out = Path(args.out)
+    for name, kw in variants(args.phase).items():
+        cfg = replace(base, **kw)
+        run_dir = out / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        resume = (run_dir / "checkpoint.pt").exists()
+        t0 = time.perf_counter()
+        rows = train(cfg, run_dir, resume=resume, log=lambda line, n=name: print(f"[{n}] {line}", flush=True))
+        results[name] = rows
+        print(f"[{name}] {time.perf_counter() - t0:.0f} s", flush=True)
+    (out / "summary.json").write_text(json.dumps(results, indent=1))
+
+    print(f"\n{args.net}, {args.rule}, {args.data} (train subset {args.train_subset}), {args.epochs} epochs, "
+          f"seed {args.seed}; M={args.circuit_M}, K={args.circuit_K}, eps={args.circuit_eps}")
+    head = f"{'variant':<28} " + " ".join(f"{'ep' + str(e + 1):>6}" for e in range(args.epochs))
+    print(head + f" {'on-corr':>8} {'off-corr':>8} {'M viol':>7} {'K viol':>7} {'audit':>9} {'paper-grad':>10}")
+    print("(test error % per epoch; regime fractions of the last epoch; violations summed; audit: mismatches/"
+          "batches audited against Brian2; paper-grad: mean relative distance of the paper-order update)")
+    for name, rows in results.items():
+        last = rows[-1]
+        err = " ".join(f"{100 * r['test_error' if 'test_error' in r else 'val_error']:6.2f}" for r in rows)
+        rf = last.get("regime_fraction", {})
+        rv = last.get("range_violations", {})
+        audits = [r["audit"] for r in rows if "audit" in r]
+        audit_s = (f"{sum(a['mismatches'] for a in audits)}/{sum(a['batches'] for a in audits)}b"
+                   if audits else "-")
+        dists = [r["order_distance"] for r in rows if "order_distance" in r]
+        dist = f"{sum(dists) / len(dists):.2e}" if dists else "-"
+        print(f"{name:<28} {err} {100 * rf.get('on-correct', 0):7.1f}% {100 * rf.get('off-correct', 0):7.1f}% "
+              f"{sum(r['range_violations']['output_M'] for r in rows):7d} "
+              f"{sum(r['range_violations']['gate_K'] for r in rows):7d} {audit_s:>9} {dist:>10}")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    for name, rows in results.items():
+        ep = [r["epoch"] for r in rows]
+        key = "test_error" if "test_error" in rows[0] else "val_error"
+        ax[0].plot(ep, [100 * r[key] for r in rows], marker="o", label=name)
+        ax[1].plot(ep, [100 * r["regime_fraction"]["on-correct"] + 100 * r["regime_fraction"]["off-correct"]
+                        for r in rows], marker="o", label=name)
+    ax[0].set(xlabel="epoch", ylabel="test error (%)", title=f"{args.net}, {args.rule}, {args.data}")
+    ax[1].set(xlabel="epoch", ylabel="output units in a 'correct' regime (%)",
+              title="outputs past the margin (circuit oscillates)")
+    ax[0].legend(fontsize=8)
+    fig.tight_layout()
+    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.figure, dpi=110)
+    print(f"wrote {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
