@@ -194,9 +194,12 @@ def test_phase_readout_changes_the_update_where_outputs_are_correct():
 
 
 def test_out_of_range_outputs_are_counted():
+    from circuits.check import CircuitRangeWarning
+
     ds = tiny_dataset(n=40, classes=4)
-    rows = train(RunConfig(net="full 16; output", rule="urfb", epochs=2, batch_size=20, lr=5.0, seed=0,
-                           engine="scheduled", error_signal="circuit", circuit_M=1.5), dataset=ds)
+    with pytest.warns(CircuitRangeWarning, match=r"\|h\| ≥ M = 1.5"):
+        rows = train(RunConfig(net="full 16; output", rule="urfb", epochs=2, batch_size=20, lr=5.0, seed=0,
+                               engine="scheduled", error_signal="circuit", circuit_M=1.5), dataset=ds)
     assert sum(r["range_violations"]["output_M"] for r in rows) > 0
 
 
