@@ -110,12 +110,15 @@ def main():
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    for name, rows in results.items():
+    styles = ["-", "--", ":", "-.", (0, (1, 3)), (0, (5, 5))]  # identical runs overlap: tell them apart
+    for (name, rows), ls in zip(results.items(), styles):
         ep = [r["epoch"] for r in rows]
         key = "test_error" if "test_error" in rows[0] else "val_error"
-        ax[0].plot(ep, [100 * r[key] for r in rows], marker="o", label=name)
+        ax[0].plot(ep, [100 * r[key] for r in rows], marker="o", ls=ls, label=name)
         ax[1].plot(ep, [100 * r["regime_fraction"]["on-correct"] + 100 * r["regime_fraction"]["off-correct"]
-                        for r in rows], marker="o", label=name)
+                        for r in rows], marker="o", ls=ls, label=name)
+    for a in ax:
+        a.set_xticks(ep)
     ax[0].set(xlabel="epoch", ylabel="test error (%)", title=f"{args.net}, {args.rule}, {args.data}")
     ax[1].set(xlabel="epoch", ylabel="output units in a 'correct' regime (%)",
               title="outputs past the margin (circuit oscillates)")
