@@ -84,6 +84,12 @@ class WeightLayer(nn.Module):
             return torch.sign(self.W.detach())
         raise ValueError(f"unknown feedback kind {self.rule.feedback!r}")
 
+    def present(self):
+        """Boolean mask of the entries that exist in both W and R (None: all of them)."""
+        if self.mask_W is None:
+            return None
+        return (self.mask_W > 0) & (self.mask_R > 0)
+
     def forward(self, x):
         h = self._forward(x, self.feedback_tensor())
         return fb.satlin(h, self.slope) if self.act else h

@@ -133,13 +133,15 @@ class Network(nn.Module):
     @torch.no_grad()
     def alignment(self) -> dict[str, dict[str, float]]:
         """Per weight layer: Pearson correlation over all entries of W and the feedback in use (R in W's
-        shape; W itself under back-propagation, sign(W) under sign-symmetry), and the angle in degrees."""
+        shape; W itself under back-propagation, sign(W) under sign-symmetry), and the angle in degrees.
+        Entries that do not exist (masked out, or outside a local layer's input grid) are left out."""
         result = {}
         for name, m in self.weight_layers().items():
             a = m.W.detach().flatten().double()
             b = m.feedback_tensor().detach().flatten().double()
-            if m.mask_W is not None:  # compare only entries present in both
-                keep = (m.mask_W.flatten() > 0) & (m.mask_R.flatten() > 0)
+            keep = m.present()  # compare only entries that exist in both (masks; a local layer's grid)
+            if keep is not None:
+                keep = keep.flatten()
                 a, b = a[keep], b[keep]
             ac, bc = a - a.mean(), b - b.mean()
             denom = ac.norm() * bc.norm()

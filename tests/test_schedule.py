@@ -218,3 +218,23 @@ def test_config_rejects_circuit_gate_on_fast_engine():
         RunConfig(gate="circuit").validate()
     with pytest.raises(ValueError, match="--order must be one of"):
         RunConfig(order="random").validate()
+
+
+@pytest.mark.parametrize("rule", ["bp-h", "frfb", "urfb"])
+def test_scheduled_engine_supports_local_layers(rule):
+    net_spec = "local 3 3x3; local 3 2x2; sum; maxpool 3; full 10; output"
+    a = Network(net_spec, (2, 6, 6), 4, rule=rule, seed=0, dtype=torch.float64, connectivity=0.7)
+    b = copy.deepcopy(a)
+    wa = _run(a, _fast_step, rule, _batches(shape=(2, 6, 6), classes=4))
+    wb = _run(b, ScheduledEngine(b, order="gradient", mu=0.25), rule, _batches(shape=(2, 6, 6), classes=4))
+    for (Wa, Ra), (Wb, Rb) in zip(wa, wb):
+        torch.testing.assert_close(Wa, Wb, rtol=0, atol=1e-12)
+        torch.testing.assert_close(Ra, Rb, rtol=0, atol=1e-12)
+
+
+def test_alignment_leaves_out_entries_outside_a_local_layers_grid():
+    net = Network("local 2 3x3; output", (1, 4, 4), 3, feedback_init="symmetric", seed=0)
+    layer = net.weight_layers()["local1"]
+    assert float((layer.W == 0).float().mean()) > 0.1  # the border positions have out-of-grid entries
+    assert int(layer.present().sum()) == int((layer.W != 0).sum())
+    assert net.alignment()["local1"]["correlation"] == pytest.approx(1.0)
