@@ -335,14 +335,13 @@ class ScheduledEngine:
             if ev.kind == "error":  # δ_L of the output units (computed once per batch from h_L and s)
                 states[i].read_x(step)
                 states[i].replace(record["delta_out"], step)
-            elif ev.kind == "gate":
-                xi = states[i].read_x(step)
-                states[i].control = xi if self.gate is not None else (xi.abs() < 1.0)
+            elif ev.kind == "gate":  # the control units read x_l (they hold its saturation state)
+                states[i].control = states[i].read_x(step)
             elif ev.kind == "update":
                 delta = states[i].read_delta(step)
                 j = _inputs(net, i)[0]
                 x_in = record["input_x"] if j < 0 else states[j].read_x(step)
-                g = m.weight_grad(x_in, -delta / batch)
+                g = m.weight_grad(x_in, delta).mul_(-1.0 / batch)  # linear in δ: scale the small tensor
                 if want_dW:
                     dW[i] = -lr * (g if m.mask_W is None else g * m.mask_W)
                 if apply:
@@ -371,8 +370,8 @@ class ScheduledEngine:
             elif ev.kind == "replace":
                 signal = states[i].signal(step)
                 if _has_gate(m):
-                    if self.gate is None:
-                        delta = signal * (states[i].control * m.slope).to(signal.dtype)
+                    if self.gate is None:  # σ'(h) = a·1[|x| < 1], strict (PyTorch's hardtanh backward)
+                        delta = torch.ops.aten.hardtanh_backward(signal, states[i].control, -1.0, 1.0).mul_(m.slope)
                     else:
                         delta = self.gate(states[i].control, signal) * m.slope
                         info = getattr(self.gate, "last_info", None) or {}
