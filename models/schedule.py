@@ -115,20 +115,25 @@ def _default_order(G: nx.DiGraph) -> list[Event]:
     return list(nx.lexicographical_topological_sort(G, key=lambda e: (e.kind != "forward", -e.layer, e.kind)))
 
 
-def check_order(G: nx.DiGraph, events: list[Event]) -> None:
-    """Raise ``SequencingError`` unless ``events`` runs every event of ``G`` once, in a topological order."""
+def check_order(G: nx.DiGraph, events: list[Event], names=None) -> None:
+    """Raise ``SequencingError`` unless ``events`` runs every event of ``G`` once, in a topological order.
+
+    ``names`` (the network's layer names) makes the messages name layers; otherwise they give indices."""
+
+    def say(e):
+        return f"{e.kind} of layer {names[e.layer]}" if names is not None else f"{e.kind} of layer index {e.layer}"
+
     pos = {}
     for k, e in enumerate(events):
         if e in pos:
-            raise SequencingError(f"step {e.kind} of layer index {e.layer} runs twice")
+            raise SequencingError(f"step {say(e)} runs twice")
         pos[e] = k
     missing = [e for e in G if e not in pos]
     if missing:
-        raise SequencingError(f"step {missing[0].kind} of layer index {missing[0].layer} is skipped")
+        raise SequencingError(f"step {say(missing[0])} is skipped")
     for u, v in G.edges:
         if pos[u] > pos[v]:
-            raise SequencingError(f"step {v.kind} of layer index {v.layer} runs before {u.kind} of layer "
-                                  f"index {u.layer}")
+            raise SequencingError(f"step {say(v)} runs before {say(u)}")
 
 
 class LayerState:
@@ -382,7 +387,7 @@ class ScheduledEngine:
                 states[i].replace(delta, step)
             else:
                 raise SequencingError(f"unknown step {ev.kind!r}")
-        check_order(self._graphs[order], executed)
+        check_order(self._graphs[order], executed, net.names)
         if log:
             self.executed = executed
         return dW
