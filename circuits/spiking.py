@@ -47,8 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuits import transfer
-from circuits.check import RangeReport
-from circuits.continuous import READOUTS, _check_readout, _prepare, agreement_of, apply_readout, cycle_length
+from circuits.continuous import READOUTS, Trajectory, _check_readout, _prepare, agreement_of, cycle_length
 
 __all__ = [
     "READOUTS",
@@ -344,29 +343,17 @@ def transfer_curve(H, *, M: float, S: float = 1.0, mu: float, eps: float,
 
 
 @dataclass
-class SpikingTrajectory:
-    """Rate-coded δ̂ and t̂ of each circuit, shape ``(n_times, *h.shape)``, sampled at ``times`` (s).
+class SpikingTrajectory(Trajectory):
+    """Rate-coded δ̂ and t̂ of each circuit, shape ``(n_times, *h.shape)``, sampled at ``times`` (s); the
+    fields and readouts of ``circuits.continuous.Trajectory`` plus the calibration used.
 
     ``spikes``: with ``record_spikes``, a dict with arrays ``circuit``, ``detector`` (0-3: δ detectors at
     -2M-S, -M, M, 2M+S; 4-5: t detectors at -μ-mε, 1+mε), ``neuron`` (0..N-1 within its population) and
     ``time`` (s), one entry per spike; else None.
     """
 
-    times: np.ndarray
-    delta: np.ndarray
-    t_c: np.ndarray
-    s: np.ndarray
-    mu: float
-    samples_per_cycle: float
-    window: int
-    range: RangeReport
-    calibration: Calibration
+    calibration: Calibration | None = None
     spikes: dict | None = None
-
-    def readout(self, readout="veto", *, veto_level: float = 0.5, t_level: float = 0.05) -> np.ndarray:
-        n_window = max(1, int(round(self.window * self.samples_per_cycle)))
-        return apply_readout(self.delta, self.t_c, self.s, readout, mu=self.mu, n_window=n_window,
-                             veto_level=veto_level, t_level=t_level)
 
 
 def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles: int = 15, window: int = 5,

@@ -94,7 +94,6 @@ def main():
         last = rows[-1]
         err = " ".join(f"{100 * r['test_error' if 'test_error' in r else 'val_error']:6.2f}" for r in rows)
         rf = last.get("regime_fraction", {})
-        rv = last.get("range_violations", {})
         audits = [r["audit"] for r in rows if "audit" in r]
         audit_s = (f"{sum(a['mismatches'] for a in audits)}/{sum(a['batches'] for a in audits)}b"
                    if audits else "-")

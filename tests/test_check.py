@@ -1,6 +1,4 @@
 """circuits.check: regime names, agreement with eq. 6 per regime, range checks, and the grid/random checker."""
-import warnings
-
 import numpy as np
 import pytest
 import torch
