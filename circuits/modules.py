@@ -41,6 +41,17 @@ def supervisory(labels: torch.Tensor, classes: int, *, dtype=torch.float32) -> t
     return s
 
 
+def _record_violations(module, report, what: str, fix: str) -> None:
+    """Count a batch's range violations on ``module``; in "report" mode warn once per module."""
+    if not report.n_violations:
+        return
+    module.total_out_of_range += report.n_violations
+    if module.on_range == "report" and not module._warned:
+        module._warned = True
+        warnings.warn(f"{report.n_violations} of {report.n} {what}. Counted in last_info['n_out_of_range'] (this "
+                      f"warning is shown once per module). Fix: {fix}.", CircuitRangeWarning, stacklevel=4)
+
+
 class OutputErrorCircuit(nn.Module):
     """The output error circuit (Fig. 14) for a batch: ``forward(h, s) -> δ`` (SPEC §7.1).
 
@@ -98,14 +109,8 @@ class OutputErrorCircuit(nn.Module):
         _check_s(s)
         h, report = enforce_range(h, bound=self.M, on_range=self.on_range, name="h", fix=output_error.RANGE_FIX,
                                   warn=False)
-        if report.n_violations:
-            self.total_out_of_range += report.n_violations
-            if self.on_range == "report" and not self._warned:
-                self._warned = True
-                warnings.warn(f"{report.n_violations} of {report.n} inputs have |h| ≥ M = {self.M:g}; the circuit "
-                              f"does not compute eq. 6 there. Counted in last_info['n_out_of_range'] (this warning "
-                              f"is shown once per module). Fix: {output_error.RANGE_FIX}.",
-                              CircuitRangeWarning, stacklevel=3)
+        _record_violations(self, report, f"inputs have |h| ≥ M = {self.M:g}; the circuit does not compute eq. 6 "
+                                          f"there", output_error.RANGE_FIX)
         self._last = (h, s, report)
         self._last_info = None
         return h, s
@@ -171,13 +176,8 @@ class ShutdownGate(nn.Module):
             raise ValueError(f"x has shape {tuple(x.shape)} but delta has shape {tuple(delta.shape)}; pass one δ per unit.")
         delta, report = enforce_range(delta.detach(), bound=self.K, on_range=self.on_range, name="delta",
                                       fix=shutdown.RANGE_FIX, warn=False)
-        if report.n_violations:
-            self.total_out_of_range += report.n_violations
-            if self.on_range == "report" and not self._warned:
-                self._warned = True
-                warnings.warn(f"{report.n_violations} of {report.n} feedback values have |δ| ≥ K = {self.K:g}; the "
-                              f"gate does not compute eq. 3 there. Counted in last_info['n_out_of_range'] (shown "
-                              f"once per module). Fix: {shutdown.RANGE_FIX}.", CircuitRangeWarning, stacklevel=2)
+        _record_violations(self, report, f"feedback values have |δ| ≥ K = {self.K:g}; the gate does not compute "
+                                          f"eq. 3 there", shutdown.RANGE_FIX)
         x = x.detach().to(delta.dtype)
         self.last_info = {"n": report.n, "n_gated": int(torch.count_nonzero(x.abs() >= 1.0)),
                           "n_out_of_range": report.n_violations}
