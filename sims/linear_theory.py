@@ -12,7 +12,7 @@ eps for a grid of (λ_T, λ_R); at every time it checks whether |e| falls, the r
 λ_i rises with eps, inside the theorems' assumptions and with each assumption dropped, plus a random
 search over non-zero initial conditions.
 
-    python sims/linear_theory.py            # the paper's setting; figures in docs/figures/linear_*.png
+    python sims/linear_theory.py            # the paper's setting; figures in docs/figures/fig12_linear_theory.png, linear_theorems.png
 """
 import argparse
 import os
@@ -96,7 +96,7 @@ axes[0, 0].legend(fontsize=8)
 fig.suptitle(f"Fig. 12: linear net {'-'.join(map(str, args.sizes))}, dt = {args.dt}, "
              f"R(0) scale {args.init_scale}")
 fig.tight_layout()
-fig.savefig(os.path.join(args.out, "linear_fig12.png"), dpi=110)
+fig.savefig(os.path.join(args.out, "fig12_linear_theory.png"), dpi=110)
 plt.close(fig)
 
 t_part1 = time.time() - t_start
@@ -244,5 +244,5 @@ if counter_example is not None:
 fig.tight_layout()
 fig.savefig(os.path.join(args.out, "linear_theorems.png"), dpi=110)
 plt.close(fig)
-print(f"\nfigures: {os.path.join(args.out, 'linear_fig12.png')}, {os.path.join(args.out, 'linear_theorems.png')}"
+print(f"\nfigures: {os.path.join(args.out, 'fig12_linear_theory.png')}, {os.path.join(args.out, 'linear_theorems.png')}"
       f"; total {time.time() - t_start:.1f} s")

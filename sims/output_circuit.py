@@ -9,7 +9,7 @@ spiking (``circuits.spiking``) versions on a coarser grid. Also draws the wiring
 the simulated network (``circuits.wiring``), checks the veto readout against eq. 6 on the boundary grid
 and random draws (``circuits.check``), and prints a table of the regimes.
 
-    python sims/output_circuit.py     # figures in docs/figures/output_circuit_*.png, wiring_output_error.png
+    python sims/output_circuit.py     # figures in docs/figures/output_circuit_*.png, fig14_wiring_output_error.png
 """
 import argparse
 import os
@@ -152,7 +152,7 @@ plt.close(fig)
 g = wiring.output_error_graph(M=args.M, mu=args.mu, eps=args.eps)
 lab = {d["label"]: node for node, d in g.nodes(data=True)}
 pos = {lab["s"]: (-1.0, 0.7), lab["h"]: (-1.0, -0.7), lab["δ"]: (0.0, 0.0), lab["t"]: (1.2, 0.0)}
-f3 = os.path.join(args.out, "wiring_output_error.png")
+f3 = os.path.join(args.out, "fig14_wiring_output_error.png")
 wiring.draw(g, f3, title="Fig. 14 as read off the Brian2 network (edge: weight → input term)", pos=pos)
 
 # 5. agreement of the veto readout with eq. 6 (boundary grid + random draws), float64

@@ -7,7 +7,7 @@ circuit's δ̃ and where they differ (the |δ| ≥ K band), plus δ̃ against δ
 draws Fig. 15 as read off the simulated network; prints the agreement on random draws inside and outside
 |δ| < K.
 
-    python sims/shutdown_circuit.py     # figures in docs/figures/shutdown_circuit.png, wiring_shutdown.png
+    python sims/shutdown_circuit.py     # figures in docs/figures/shutdown_circuit.png, fig15_wiring_shutdown.png
 """
 import argparse
 import os
@@ -95,7 +95,7 @@ g = wiring.shutdown_graph(K=K)
 lab = {d["label"]: node for node, d in g.nodes(data=True)}
 pos = {lab["x"]: (-1.2, 0.0), lab["u"]: (0.0, 0.6), lab["v"]: (0.0, -0.6), lab["δ"]: (0.0, 1.5),
        lab["δ̃"]: (1.3, 0.0)}
-f2 = os.path.join(args.out, "wiring_shutdown.png")
+f2 = os.path.join(args.out, "fig15_wiring_shutdown.png")
 wiring.draw(g, f2, title="Fig. 15 as read off the Brian2 network (edge: weight → input term)", pos=pos)
 
 # 3. random draws: inside |δ| < K and outside
