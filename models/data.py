@@ -164,6 +164,11 @@ def load(name: str, *, data_dir=None, val_size: int | None = None, seed: int = 0
         raw = _cached(key, data_dir, cache_dir if cache else False)
 
     x, y, scale = raw["x_train"], raw["y_train"], raw["scale"]
+    if x is None:  # an image tree with only test/: nothing to train on, everything to evaluate
+        empty = np.zeros((0, *raw["x_test"].shape[1:]), np.float32)
+        return Dataset(name=key, classes=list(raw["classes"]), x_train=empty, y_train=np.zeros(0, np.int64),
+                       x_val=empty, y_val=np.zeros(0, np.int64), x_test=_scale(raw["x_test"], scale),
+                       y_test=raw["y_test"].astype(np.int64), source=raw["source"])
     n = len(y)
     if val_size >= n:
         raise DataError(f"val_size={val_size} leaves no training images out of the {n} in the training split "
@@ -263,8 +268,10 @@ def _read_cache(path, stamp):
         with np.load(path, allow_pickle=False) as z:
             if str(z["stamp"]) != stamp:
                 raise ValueError("written for other source files")
-            raw = {"x_train": z["x_train"], "y_train": z["y_train"], "classes": [str(c) for c in z["classes"]],
+            raw = {"x_train": None, "y_train": None, "classes": [str(c) for c in z["classes"]],
                    "scale": int(z["scale"]), "x_test": None, "y_test": None}
+            if "x_train" in z.files:
+                raw["x_train"], raw["y_train"] = z["x_train"], z["y_train"]
             if "x_test" in z.files:
                 raw["x_test"], raw["y_test"] = z["x_test"], z["y_test"]
         for x, y in ((raw["x_train"], raw["y_train"]), (raw["x_test"], raw["y_test"])):
@@ -280,8 +287,10 @@ def _read_cache(path, stamp):
 
 def _write_cache(path, stamp, raw):
     """Write the arrays atomically (temporary file in the same folder, then ``os.replace``)."""
-    arrays = {"stamp": np.array(stamp), "x_train": raw["x_train"], "y_train": raw["y_train"],
-              "classes": np.array([str(c) for c in raw["classes"]]), "scale": np.array(raw["scale"])}
+    arrays = {"stamp": np.array(stamp), "classes": np.array([str(c) for c in raw["classes"]]),
+              "scale": np.array(raw["scale"])}
+    if raw.get("x_train") is not None:
+        arrays["x_train"], arrays["y_train"] = raw["x_train"], raw["y_train"]
     if raw.get("x_test") is not None:
         arrays["x_test"], arrays["y_test"] = raw["x_test"], raw["y_test"]
     tmp = None
@@ -653,16 +662,20 @@ def _decode_tree(blobs, where, fix):
             raise DataError(f"{where}: {name} is {a.shape[0]}x{a.shape[1]} pixels (HxW) but {first[0]} is "
                             f"{first[1][0]}x{first[1][1]}: resize all images to one size")
         images[(split, cls, name)] = a
-    if not any(k[0] == "train" for k in images):
-        raise DataError(f"no training images in {where}: expected train/<class>/*.jpg|*.png, "
+    if not images:
+        raise DataError(f"no images in {where}: expected train/<class>/*.jpg|*.png, "
                         f"e.g. train/cat/0001.jpg; {fix}")
-    classes = sorted({cls for split, cls, _ in images if split == "train"})
+    # A tree with only test/ (e.g. a held-out test set to evaluate a trained run on) takes its classes
+    # from the test folders and has an empty training split.
+    has_train = any(k[0] == "train" for k in images)
+    classes = sorted({cls for split, cls, _ in images if split == ("train" if has_train else "test")})
     index = {c: i for i, c in enumerate(classes)}
     extra = sorted({cls for split, cls, _ in images if split == "test"} - set(classes))
     if extra:
         raise DataError(f"{where}: test class {extra[0]!r} has no folder under train/: "
                         "give every test class training images, or remove it")
-    out = {"classes": classes, "scale": 255, "source": where, "x_test": None, "y_test": None}
+    out = {"classes": classes, "scale": 255, "source": where, "x_test": None, "y_test": None,
+           "x_train": None, "y_train": None}
     for split in IMAGE_SPLITS:
         keys = sorted(k for k in images if k[0] == split)
         if not keys:
