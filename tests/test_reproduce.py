@@ -163,6 +163,18 @@ def test_rerun_skips_and_dask_gives_the_same_results(tmp_path):
     assert "8 runs: 8 done, 0 partial, 0 new" in dry
 
 
+def test_an_existing_dask_cluster_gives_the_same_results(tmp_path):
+    """--scheduler ADDRESS: the runs go to a cluster started elsewhere (here a LocalCluster of 1 worker)."""
+    from dask.distributed import LocalCluster
+
+    matrix = tiny(tmp_path)
+    reproduce("--matrix", matrix, "--out", tmp_path / "seq", "--no-figures")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        reproduce("--matrix", matrix, "--out", tmp_path / "remote", "--no-figures", "--scheduler",
+                  cluster.scheduler_address)
+    assert metrics_of(tmp_path / "remote") == metrics_of(tmp_path / "seq")
+
+
 def test_a_killed_matrix_restarts_and_ends_as_an_uninterrupted_one(tmp_path):
     matrix = tiny(tmp_path, epochs=4, batch=10)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
