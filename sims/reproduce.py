@@ -209,6 +209,7 @@ def main(argv=None) -> int:
         if todo:
             run_matrix(matrix, todo, root, a)
     if a.no_figures:
+        print(f"done in {_fmt_seconds(time.perf_counter() - t0)}")
         return 0
     from sims.figures import make_all  # noqa: E402 - matplotlib only when plotting
 
