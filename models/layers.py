@@ -97,20 +97,28 @@ class WeightLayer(nn.Module):
 
     @torch.no_grad()
     def apply_update(self, lr: float, decay: float = 0.0) -> None:
-        """W ← W - η·M_W⊙grad; under URFB/KP also R ← R - η·M_R⊙grad (ΔR = ΔWᵀ); KP adds decay on both."""
+        """W ← W - η·M_W⊙grad; under URFB/KP also R ← R - η·M_R⊙grad (ΔR = ΔWᵀ).
+
+        KP adds equal weight decay λ = ``decay`` on the weights the step starts from:
+        W ← (1 - ηλ)W + ΔW and R ← (1 - ηλ)R + ΔR, so R - W shrinks by exactly (1 - ηλ) per step.
+        """
         g = self.W.grad
         self.W.grad = None
         if g is None or self.frozen:
             return
+        kp = self.rule is not None and self.rule.decay
+        if kp and not decay > 0:
+            raise ValueError(f"rule {self.rule.name} needs a weight decay > 0, got {decay}; with no decay it is "
+                             "URFB (use rule urfb)")
         gW = g if self.mask_W is None else g * self.mask_W
         if self.rule is not None and self.rule.learn_R:
             gR = gW if self.mask_R is self.mask_W else g * self.mask_R
-            self.R.sub_(gR, alpha=lr)
-            if self.rule.decay and decay:
+            if kp:
                 self.R.mul_(1.0 - lr * decay)
-        self.W.sub_(gW, alpha=lr)
-        if self.rule is not None and self.rule.decay and decay:
+            self.R.sub_(gR, alpha=lr)
+        if kp:
             self.W.mul_(1.0 - lr * decay)
+        self.W.sub_(gW, alpha=lr)
 
 
 class Full(WeightLayer):

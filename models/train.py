@@ -56,7 +56,7 @@ class RunConfig:
     feedback_init: str = "random"
     slope: float = 0.5
     mu: float | None = None  # None: 1/(C-1)
-    kp_decay: float = 0.0  # weight decay of the KP peer rule (W and R alike)
+    kp_decay: float = 0.0  # weight decay λ of the KP peer rule (W and R alike); rule kp refuses 0
     train_subset: int | None = None
     val_size: int | None = None  # None: the data set's default (5000 for CIFAR and Fashion-MNIST)
     device: str = "cpu"
@@ -88,6 +88,9 @@ class RunConfig:
             raise ValueError(f"the learning rate must be a positive number, got {self.lr}")
         if self.slope <= 0:
             raise ValueError(f"slope must be positive, got {self.slope}")
+        if get_rule(self.rule).decay and not self.kp_decay > 0:
+            raise ValueError(f"--rule kp needs --kp-decay > 0 (got {self.kp_decay}): with no decay KP is URFB under "
+                             "another name; pass the decay λ as --kp-decay (a positive number), or use --rule urfb")
         if self.mu is not None and not 0 < self.mu:
             raise ValueError(f"mu must be positive, got {self.mu}")
         if self.dtype not in ("float32", "float64"):

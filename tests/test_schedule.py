@@ -10,6 +10,7 @@ from models.network import Network
 from models.schedule import Event, ScheduledEngine, SequencingError, build_schedule, check_order
 from models.spec import PRESETS
 from models.train import RunConfig, _fast_step, make_loss, train
+from handcalc import saturate
 from test_train import strip, tiny_dataset
 
 NET = "conv 4 3x3; conv 4 3x3; sum; maxpool 3; drop .3; conv 3 2x2; full 12; drop .2; output"
@@ -40,6 +41,47 @@ def test_gradient_order_equals_autograd_fast_engine(rule):
     engine = ScheduledEngine(b, order="gradient", mu=0.25)
     wa = _run(a, _fast_step, rule, _batches())
     wb = _run(b, engine, rule, _batches())
+    for (Wa, Ra), (Wb, Rb) in zip(wa, wb):
+        torch.testing.assert_close(Wa, Wb, rtol=0, atol=1e-12)
+        torch.testing.assert_close(Ra, Rb, rtol=0, atol=1e-12)
+
+
+def _saturated_pair(rule, batches, share=0.4):
+    """A network in which about ``share`` of every hidden layer's units are saturated on the first batch
+    (so the gate of eq. 3 shuts many of them off), and a copy of it."""
+    a = Network(NET, (1, 8, 8), 5, rule=rule, seed=0, dtype=torch.float64)
+    shares = saturate(a, batches[0][0], share)
+    assert all(v >= 0.2 for v in shares.values()), shares  # the gate really has work to do
+    assert all(v <= 0.8 for v in shares.values()), shares  # and some feedback still passes
+    return a, copy.deepcopy(a)
+
+
+@pytest.mark.parametrize("rule", ["bp", "bp-h", "frfb", "urfb", "sign"])
+def test_gradient_order_equals_fast_engine_with_saturated_units(rule):
+    """SPEC §6 equivalence where eq. 3 matters: ≥ 20% of every hidden layer's units saturated."""
+    batches = _batches()
+    a, b = _saturated_pair(rule, batches)
+    wa = _run(a, _fast_step, rule, batches)
+    wb = _run(b, ScheduledEngine(b, order="gradient", mu=0.25), rule, batches)
+    for (Wa, Ra), (Wb, Rb) in zip(wa, wb):
+        torch.testing.assert_close(Wa, Wb, rtol=0, atol=1e-12)
+        torch.testing.assert_close(Ra, Rb, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["paper", "gradient"])
+def test_circuit_gate_equals_ideal_gate_with_saturated_units(order):
+    """SPEC §7.2: the shutdown circuit computes eq. 3 (δ̃ = 0 where |x| = 1) for |δ| < K, here where it
+    shuts off a large share of the units."""
+    from circuits.modules import ShutdownGate
+
+    batches = _batches()
+    a, b = _saturated_pair("urfb", batches)
+    gate = ShutdownGate(K=1e3)
+    gated = []
+    gate.register_forward_hook(lambda mod, inp, out: gated.append(mod.last_info["n_gated"] / mod.last_info["n"]))
+    wa = _run(a, ScheduledEngine(a, order=order, mu=0.25), "urfb", batches)
+    wb = _run(b, ScheduledEngine(b, order=order, mu=0.25, gate=gate), "urfb", batches)
+    assert min(gated[:4]) >= 0.2  # the first batch: every hidden layer has ≥ 20% of its units shut off
     for (Wa, Ra), (Wb, Rb) in zip(wa, wb):
         torch.testing.assert_close(Wa, Wb, rtol=0, atol=1e-12)
         torch.testing.assert_close(Ra, Rb, rtol=0, atol=1e-12)

@@ -160,3 +160,31 @@ def test_cli_digits_end_to_end_and_resume(tmp_path):
     rows = read_metrics(tmp_path / "r")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[-1]["test_error"] < 0.9
+
+
+@pytest.mark.parametrize("engine", ["fast", "scheduled"])
+@pytest.mark.parametrize("classes", [10, 3])
+def test_default_mu_is_one_over_C_minus_1_in_loss_and_output_error(classes, engine):
+    """SPEC §3: with ``mu`` unset, the hinge loss (eq. 4) and its output error (eq. 6) use μ = 1/(C−1),
+    C the number of classes of the data. One batch through a single linear layer: the reported training
+    loss is eq. 4 at the initial weights, the update is η/B Σ δ xᵀ with δ of eq. 6, and the reported
+    validation loss is eq. 4 at the updated weights."""
+    from handcalc import eq4, eq6
+    from models.network import Network
+
+    mu = 1.0 / (classes - 1)
+    ds = tiny_dataset(n=30, classes=classes, shape=(1, 3, 3), seed=classes)
+    net = Network("output", (1, 3, 3), classes, rule="urfb", seed=0, dtype=torch.float64)
+    W0 = net.layers[0].W.detach().clone()
+    x = torch.as_tensor(ds.x_train, dtype=torch.float64).flatten(1)
+    y = torch.as_tensor(ds.y_train)
+    out0 = x @ W0.t()
+    assert (eq6(out0, y, mu) != eq6(out0, y, 0.5 if classes == 10 else 1 / 9)).any()  # μ is visible here
+    rows = train(cfg(net="output", epochs=1, batch_size=len(y), dtype="float64", engine=engine), network=net,
+                 dataset=ds)
+    assert rows[0]["train_loss"] == pytest.approx(eq4(out0, y, mu), rel=1e-12)
+    torch.testing.assert_close(net.layers[0].W.detach() - W0, 0.1 / len(y) * eq6(out0, y, mu).t() @ x,
+                               rtol=0, atol=1e-14)
+    xv = torch.as_tensor(ds.x_val, dtype=torch.float64).flatten(1)
+    out_v = xv @ net.layers[0].W.detach().t()
+    assert rows[0]["val_loss"] == pytest.approx(eq4(out_v, torch.as_tensor(ds.y_val), mu), rel=1e-12)
