@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.feedback import hinge_loss  # noqa: E402
+from models.losses import hinge_loss  # noqa: E402
 from models.layers import Conv, Drop, Full, MaxPool, Sum  # noqa: E402
 from models.network import Network  # noqa: E402
 

@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from .feedback import hinge_loss
+from .losses import default_mu, make_loss, supervisory
 from .network import Network
 from .rules import get_rule
 
@@ -149,7 +148,7 @@ def make_step(config: RunConfig, net: Network, mu: float):
     if config.engine == "fast":
         if circuit is None:
             return None
-        error_fn = lambda out, y, mu: circuit(out.detach(), _supervisory(y, out))  # noqa: E731
+        error_fn = lambda out, y, mu: circuit(out.detach(), supervisory(y, out))  # noqa: E731
         loss_fn = make_loss(config.rule, mu, error_fn)
         return lambda net, x, y, _loss, lr, decay: _fast_step(net, x, y, loss_fn, lr, decay)
     from .schedule import ScheduledEngine, brian2_audit
@@ -157,18 +156,6 @@ def make_step(config: RunConfig, net: Network, mu: float):
     audit = brian2_audit(circuit) if (config.audit_every and circuit is not None) else None
     return ScheduledEngine(net, order=config.order, error_signal=circuit, gate=gate, mu=mu,
                            compare_every=config.compare_every, audit=audit, audit_every=config.audit_every)
-
-
-def _supervisory(y, out):
-    return torch.full_like(out, -1.0).scatter_(1, y.unsqueeze(1), 1.0)
-
-
-def make_loss(rule_name: str, mu: float, error_fn=None):
-    """Softmax cross-entropy for ``bp``; the hinge loss of eq. 4 (output error eq. 6 or ``error_fn``) otherwise."""
-    rule = get_rule(rule_name)
-    if rule.loss == "xent":
-        return lambda out, y: F.cross_entropy(out, y)
-    return lambda out, y: hinge_loss(out, y, mu, error_fn)
 
 
 @torch.no_grad()
@@ -244,7 +231,7 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
         dataset = load(config.data, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed,
                        train_subset=config.train_subset)
     num_classes = len(dataset.classes)
-    mu = config.mu if config.mu is not None else 1.0 / (num_classes - 1)
+    mu = config.mu if config.mu is not None else default_mu(num_classes)
     device = torch.device(config.device)
     dtype = getattr(torch, config.dtype)
     net = network if network is not None else build_network(config, dataset.x_train.shape[1:], num_classes)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.feedback import hinge_loss
+from models.losses import hinge_loss
 from models.layers import Conv
 from models.local import (Local, filter_similarity, fold_patches, in_grid, local, patches, untie,
                           untie_protocol, untied_spec)

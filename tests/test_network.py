@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.feedback import hinge_loss
+from models.losses import hinge_loss
 from models.layers import MaxPool
 from models.network import Network
 from models.spec import PRESETS, SpecError, parse, resolve
