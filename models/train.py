@@ -101,6 +101,9 @@ class RunConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
                                  f"got {getattr(self, name)!r}")
+        if self.engine == "scheduled" and get_rule(self.rule).feedback == "D":
+            raise ValueError("--rule dfa needs --engine fast: DFA sends the output error to every layer directly, "
+                             "not down the top-down sequence of Remark 1 that the scheduled engine runs")
         if self.engine == "fast" and self.gate == "circuit":
             raise ValueError("--gate circuit needs --engine scheduled (the fast engine gates with σ' in autograd)")
         if self.engine == "fast" and self.audit_every:

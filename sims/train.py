@@ -1,4 +1,4 @@
-"""Train a network of Amit (2019), §3–§4, with BP, BP-H, FRFB or URFB.
+"""Train a network of Amit (2019), §3–§4, with BP, BP-H, FRFB or URFB (or a peer rule: KP, sign, DFA).
 
 Networks are given by preset name (simpnet, deepnet, deepernet, deepnet_s) or in the paper's own notation,
 e.g. ``--net "conv 32 5x5; maxpool 3; drop .8; full 500; drop .3; output"``. Defaults are the paper's:
@@ -51,7 +51,8 @@ def parse_args(argv=None):
                    help="R drawn independently, or R = Wᵀ (the Zipser–Rumelhart control)")
     p.add_argument("--slope", type=float, default=d.slope, help="a of σ(h) = clip(a·h, -1, 1)")
     p.add_argument("--mu", type=float, default=None, help="off-class weight of the hinge loss [1/(C-1)]")
-    p.add_argument("--kp-decay", type=float, default=d.kp_decay, help="weight decay of the kp rule")
+    p.add_argument("--kp-decay", type=float, default=d.kp_decay,
+                   help="weight decay λ of the kp rule (required: kp with λ = 0 is urfb)")
     p.add_argument("--train-subset", type=int, default=None, help="train on N examples only")
     p.add_argument("--val-size", type=int, default=None, help="validation hold-out [data set's default]")
     p.add_argument("--device", default=d.device, help="cpu, cuda or cuda:N")

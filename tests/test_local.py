@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from models.losses import hinge_loss
 from models.layers import Conv
-from models.local import (Local, filter_similarity, fold_patches, in_grid, local, patches, untie,
-                          untie_protocol, untied_spec)
+from models.local import Local, filter_similarity, fold_patches, in_grid, local, patches, untied_spec
+from models.protocol import untie, untie_protocol
 from models.network import Network
 from models.rules import get_rule
 

@@ -126,6 +126,8 @@ def test_training_lowers_the_error_under_every_rule():
     ["--data", "mnist"],
     ["--data", "fashion-mnist", "--data-dir", "no-such-folder"],
     ["--lr", "-1"],
+    ["--rule", "kp"],  # kp with the default decay 0 would be URFB under another name
+    ["--rule", "dfa", "--engine", "scheduled"],
 ])
 def test_cli_bad_input_is_one_line_and_nonzero(bad, tmp_path):
     p = subprocess.run([sys.executable, str(ROOT / "sims" / "train.py"), "--out", str(tmp_path / "r"),
@@ -146,6 +148,17 @@ def test_cli_corrupt_idx_file(tmp_path):
                        capture_output=True, text=True, timeout=120, env={"ASYMHEBB_CACHE": str(tmp_path / "c"),
                                                                           "PATH": "/usr/bin:/bin"})
     assert p.returncode == 2 and p.stderr.startswith("error: ") and "idx" in p.stderr.lower(), p.stderr
+
+
+def test_cli_trains_with_rule_dfa_and_kp(tmp_path):
+    for extra in (["--rule", "dfa"], ["--rule", "kp", "--kp-decay", "0.01"]):
+        out = tmp_path / extra[1]
+        p = subprocess.run([sys.executable, str(ROOT / "sims" / "train.py"), "--data", "digits", "--net", "full 16; output",
+                            "--epochs", "1", "--batch-size", "50", "--train-subset", "300", "--out", str(out),
+                            "--threads", "1", *extra], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert json.loads((out / "config.json").read_text())["rule"] == extra[1]
+        assert len(read_metrics(out)) == 1
 
 
 @pytest.mark.slow
