@@ -9,7 +9,7 @@ import torch
 from models.network import Network
 from models.schedule import Event, ScheduledEngine, SequencingError, build_schedule, check_order
 from models.spec import PRESETS
-from models.train import RunConfig, _fast_step, make_loss, train
+from models.train import CircuitConfig, RunConfig, _fast_step, make_loss, train
 from handcalc import saturate
 from test_train import strip, tiny_dataset
 
@@ -262,8 +262,8 @@ def test_circuit_signals_train_identically_to_ideal_signals():
     base = dict(net=NET, rule="urfb", epochs=3, batch_size=20, seed=0, engine="scheduled", order="paper",
                 dtype="float64")
     ideal = train(RunConfig(**base), dataset=ds)
-    circ = train(RunConfig(**base, error_signal="circuit", gate="circuit", readout="veto", circuit_M=50.0,
-                           circuit_K=1000.0), dataset=ds)
+    circ = train(RunConfig(**base, circuit=CircuitConfig(error_signal="circuit", gate="circuit", readout="veto",
+                                                         M=50.0, K=1000.0)), dataset=ds)
     assert strip(ideal) == strip(circ) or all(
         a[k] == pytest.approx(b[k], abs=1e-12) for a, b in zip(ideal, circ)
         for k in ("train_loss", "train_error", "val_error", "test_error"))
@@ -298,7 +298,7 @@ def test_out_of_range_outputs_are_counted():
     ds = tiny_dataset(n=40, classes=4)
     with pytest.warns(CircuitRangeWarning, match=r"\|h\| ≥ M = 1.5"):
         rows = train(RunConfig(net="full 16; output", rule="urfb", epochs=2, batch_size=20, lr=5.0, seed=0,
-                               engine="scheduled", error_signal="circuit", circuit_M=1.5), dataset=ds)
+                               engine="scheduled", circuit=CircuitConfig(error_signal="circuit", M=1.5)), dataset=ds)
     assert sum(r["range_violations"]["output_M"] for r in rows) > 0
 
 
@@ -306,7 +306,7 @@ def test_out_of_range_outputs_are_counted():
 def test_brian2_audit_reports_no_mismatch(brian):
     ds = tiny_dataset(n=40, classes=4)
     rows = train(RunConfig(net="full 16; output", rule="urfb", epochs=2, batch_size=20, seed=0,
-                           engine="scheduled", error_signal="circuit", audit_every=1, circuit_M=20.0),
+                           engine="scheduled", circuit=CircuitConfig(error_signal="circuit", audit_every=1, M=20.0)),
                  dataset=ds)
     for r in rows:
         assert r["audit"]["batches"] == 2 and r["audit"]["mismatches"] == 0
@@ -314,7 +314,7 @@ def test_brian2_audit_reports_no_mismatch(brian):
 
 def test_config_rejects_circuit_gate_on_fast_engine():
     with pytest.raises(ValueError, match="--gate circuit needs --engine scheduled"):
-        RunConfig(gate="circuit").validate()
+        RunConfig(circuit=CircuitConfig(gate="circuit")).validate()
     with pytest.raises(ValueError, match="--order must be one of"):
         RunConfig(order="random").validate()
 

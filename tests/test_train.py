@@ -201,3 +201,35 @@ def test_default_mu_is_one_over_C_minus_1_in_loss_and_output_error(classes, engi
     xv = torch.as_tensor(ds.x_val, dtype=torch.float64).flatten(1)
     out_v = xv @ net.layers[0].W.detach().t()
     assert rows[0]["val_loss"] == pytest.approx(eq4(out_v, torch.as_tensor(ds.y_val), mu), rel=1e-12)
+
+
+OLD_STYLE = {  # a config.json written before the circuit fields were grouped (flat, as the old RunConfig)
+    "net": NET, "rule": "urfb", "data": "tiny", "data_dir": None, "epochs": 2, "batch_size": 32, "lr": 0.1,
+    "seed": 0, "connectivity": 1.0, "mask_output": True, "feedback_init": "random", "slope": 0.5, "mu": None,
+    "kp_decay": 0.0, "train_subset": None, "val_size": None, "device": "cpu", "dtype": "float32",
+    "eval_batch_size": 1000, "engine": "scheduled", "order": "paper", "error_signal": "circuit",
+    "readout": "veto", "gate": "circuit", "circuit_M": 50.0, "circuit_eps": 0.2, "circuit_cycles": 4,
+    "circuit_order": "sequential", "circuit_margin": 0.25, "circuit_K": 1000.0, "on_range": "error",
+    "audit_every": 0, "compare_every": 0}
+
+
+def test_old_flat_config_loads_into_the_grouped_circuit_fields_and_resumes(tmp_path):
+    from models.train import CircuitConfig, load_config
+
+    c = RunConfig.from_dict(OLD_STYLE)
+    assert c.circuit == CircuitConfig(error_signal="circuit", readout="veto", gate="circuit", M=50.0, eps=0.2,
+                                      cycles=4, order="sequential", margin=0.25, K=1000.0, on_range="error")
+    assert c.engine == "scheduled" and c.order == "paper" and c.net == NET
+    assert RunConfig.from_dict(json.loads(json.dumps(__import__("dataclasses").asdict(c)))) == c  # new form
+    with pytest.raises(ValueError, match="unknown fields.*circuit.Q"):
+        RunConfig.from_dict({**OLD_STYLE, "circuit": {"Q": 1}})
+    # a run whose config.json is old-style resumes from its checkpoint and continues as a fresh run does
+    ds = tiny_dataset()
+    full = train(c, tmp_path / "full", dataset=ds)
+    one = RunConfig.from_dict({**OLD_STYLE, "epochs": 1})
+    train(one, tmp_path / "cut", dataset=ds)
+    (tmp_path / "cut" / "config.json").write_text(json.dumps({**OLD_STYLE, "epochs": 1}))
+    resumed_cfg = load_config(tmp_path / "cut")
+    resumed_cfg.epochs = 2
+    resumed = train(resumed_cfg, tmp_path / "cut", dataset=ds, resume=True)
+    assert strip(resumed) == strip(full)
