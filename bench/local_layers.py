@@ -236,8 +236,8 @@ def main(argv=None) -> int:
 
 def networks(batch: int, reps: int) -> None:
     """Whole training steps (forward, hinge loss, feedback, URFB update) of tied vs fully untied networks."""
-    from models.feedback import hinge_loss
-    from models.local import untie
+    from models.losses import hinge_loss
+    from models.protocol import untie
     from models.network import Network
 
     data = torch.Generator().manual_seed(3)

@@ -4,7 +4,8 @@ The reference is the same architecture written with PyTorch's own ops only (``F.
 ``torch.clamp``, zero-padded ``F.max_pool2d``, ``F.dropout``, ``F.linear``), the same weights, the same loss
 (softmax cross-entropy for ``bp``, the hinge of eq. 4 written with ``relu`` for the others) and
 ``torch.optim.SGD``. Each rule runs through the project's layers (``models.feedback`` Functions, ``satlin``,
-``hinge_loss``, ``apply_update``). Variants are timed interleaved in one process, round after round, and
+``hinge_loss``, ``apply_update``; DFA's direct feedback through ``models.network``), against the reference of
+back-propagation with the same loss. Variants are timed interleaved in one process, round after round, and
 the median of per-round ratios is printed, so machine noise hits numerator and denominator alike.
 
     python bench/step_time.py                      # simpnet and deepnet, CIFAR-shaped batch of 500
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.feedback import hinge_loss  # noqa: E402
+from models.losses import hinge_loss  # noqa: E402
 from models.layers import Conv, Drop, Full, MaxPool, Sum  # noqa: E402
 from models.network import Network  # noqa: E402
 
@@ -72,7 +73,7 @@ def project_step(net: Network, x, y, rule: str, mu: float):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nets", nargs="+", default=["simpnet", "deepnet"])
-    p.add_argument("--rules", nargs="+", default=["bp", "bp-h", "frfb", "urfb"])
+    p.add_argument("--rules", nargs="+", default=["bp", "bp-h", "frfb", "urfb", "dfa"])
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--shape", default="3,32,32", help="C,H,W of one input (CIFAR by default)")
     p.add_argument("--steps", type=int, default=3, help="steps per variant per round")

@@ -48,7 +48,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuits import transfer
-from circuits.check import RangeReport, _check_s, agreement_by_regime, enforce_range
+from circuits.check import agreement_by_regime
+from circuits.regimes import RangeReport, _check_s, enforce_range
 from circuits.output_error import RANGE_FIX, _check_params
 
 __all__ = [
@@ -226,7 +227,7 @@ def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, tau: fl
     """Run the leaky circuits for ``cycles`` cycles (of ``cycle_length(tau, delay)`` s) from δ = t = 0.
 
     ``h``, ``s`` (±1) broadcast together; times in seconds; ``dt`` defaults to τ/20. Out-of-range inputs
-    (|h| ≥ M) are handled by ``on_range`` (``circuits.check.enforce_range``).
+    (|h| ≥ M) are handled by ``on_range`` (``circuits.regimes.enforce_range``).
     """
     import brian2 as b2
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from circuits import output_error, shutdown, transfer
-from circuits.check import CircuitRangeWarning, ON_RANGE_MODES, _check_s, enforce_range, regime_counts
+from circuits.regimes import CircuitRangeWarning, ON_RANGE_MODES, _check_s, enforce_range, regime_counts
 
 __all__ = ["supervisory", "OutputErrorCircuit", "ShutdownGate"]
 

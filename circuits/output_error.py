@@ -26,19 +26,19 @@ How the oscillation reaches the synapses is a named ``readout`` of the δ trajec
 - ``"window-mean"``: the mean of δ over the last whole periods: (1+ε)/2 and -(μ+ε)/2 when correct. Not eq. 6.
 
 ``rule`` is eq. 6 with threshold S; ``simulate`` runs the network (``backend="brian2"``) or its PyTorch
-equivalent (``backend="torch"``, ``circuits.modules.OutputErrorCircuit``) and returns the readout;
+equivalent (``backend="torch"``: ``iterate_map`` on torch tensors, as ``circuits.modules.OutputErrorCircuit``
+runs it) and returns the readout;
 ``trajectory`` returns the whole δ and t trajectories; ``build_network`` returns the Brian2 objects
 (used by ``circuits.wiring`` to draw Fig. 14 from the network itself).
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from circuits import transfer
-from circuits.check import CircuitRangeWarning, RangeReport, _check_s, enforce_range
+from circuits.regimes import RangeReport, _check_s, enforce_range
 
 __all__ = [
     "rule",
@@ -318,8 +318,9 @@ def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles:
     """Run the circuits for ``cycles`` cycles from δ = t = 0 and return the whole trajectory.
 
     ``h``: feed-forward inputs, any shape; ``s``: ±1 of the same shape (or broadcastable). Out-of-range
-    inputs (|h| ≥ M) are handled by ``on_range`` (``circuits.check.enforce_range``). ``backend="brian2"``
-    runs the rate network of ``build_network``; ``"torch"`` the equivalent PyTorch module (float64, CPU).
+    inputs (|h| ≥ M) are handled by ``on_range`` (``circuits.regimes.enforce_range``). ``backend="brian2"``
+    runs the rate network of ``build_network``; ``"torch"`` the map of ``iterate_map`` on torch tensors (float64,
+    CPU), which is what ``circuits.modules.OutputErrorCircuit`` runs.
     """
     h, s, report = _prepare(h, s, M=M, S=S, mu=mu, eps=eps, margin=margin, cycles=cycles, order=order,
                             backend=backend, on_range=on_range)
@@ -327,17 +328,12 @@ def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles:
     if backend == "brian2":
         delta, t = _run_brian2(h.ravel(), s.ravel(), M=M, S=S, mu=mu, eps=eps, cycles=cycles, order=order,
                                margin=margin)
-    else:
+    else:  # the same map on torch tensors, as circuits.modules.OutputErrorCircuit runs it
         import torch
 
-        from circuits.modules import OutputErrorCircuit
-
-        mod = OutputErrorCircuit(M=M, S=S, mu=mu, eps=eps, cycles=cycles, order=order, margin=margin,
-                                 on_range="report")
-        with warnings.catch_warnings():  # already reported above
-            warnings.simplefilter("ignore", CircuitRangeWarning)
-            d, tt = mod.trajectory(torch.from_numpy(h.reshape(-1, 1)), torch.from_numpy(s.reshape(-1, 1)))
-        delta, t = d.numpy()[..., 0], tt.numpy()[..., 0]
+        d, tt = iterate_map(torch.from_numpy(h.ravel()), torch.from_numpy(s.ravel()), M=M, S=S, mu=mu, eps=eps,
+                            cycles=cycles, order=order, margin=margin)
+        delta, t = d.numpy(), tt.numpy()
     return Trajectory(delta=delta.reshape((cycles, *shape)), t=t.reshape((cycles, *shape)), order=order,
                       range=report)
 

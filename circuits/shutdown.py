@@ -16,19 +16,17 @@ network as ``Function``s on inputs its synapses sum::
 
 One time step runs the paper's sequence: u and v read x first, then δ̃ reads δ, u, v.
 ``|δ| ≥ K`` is out of range (the gate then passes -K for δ = K at a saturated unit, and shuts a
-non-saturated unit with δ < -K): it is detected and handled by ``on_range`` (``circuits.check.enforce_range``).
+non-saturated unit with δ < -K): it is detected and handled by ``on_range`` (``circuits.regimes.enforce_range``).
 
 Slope: with the saturated-linear σ of slope a (SPEC §1), σ'(h) = a inside the linear range. The gate computes
 only the 0/1 part of σ' (eq. 3); the factor a is applied by the caller (the trainer), not by this circuit.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from circuits import transfer
-from circuits.check import CircuitRangeWarning, enforce_range
+from circuits.regimes import enforce_range
 
 __all__ = ["rule", "build_network", "simulate", "RANGE_FIX"]
 
@@ -103,8 +101,8 @@ def simulate(x, delta, *, K: float, backend: str = "brian2", on_range: str = "re
 
     ``x``: feed-forward activities (any shape); ``delta``: incoming feedback of the same shape. Equals
     ``rule(x, delta)`` wherever |δ| < K. ``|δ| ≥ K`` is handled by ``on_range``: ``"report"`` (count and
-    warn), ``"error"`` (raise), ``"clip"`` (clip δ into (-K, K) first). ``backend="torch"`` runs
-    ``circuits.modules.ShutdownGate`` (float64, CPU).
+    warn), ``"error"`` (raise), ``"clip"`` (clip δ into (-K, K) first). ``backend="torch"`` applies
+    ``circuits.transfer.gate`` to torch tensors (float64, CPU), as ``circuits.modules.ShutdownGate`` does.
     """
     if not K > 0:
         raise ValueError(f"K (the bound on |δ|) must be positive, got {K}.")
@@ -117,15 +115,10 @@ def simulate(x, delta, *, K: float, backend: str = "brian2", on_range: str = "re
     if np.isnan(x).any():
         raise ValueError("x contains NaN; the control units have no defined response to NaN.")
     delta, _ = enforce_range(delta, bound=K, on_range=on_range, name="delta", fix=RANGE_FIX)
-    if backend == "torch":
+    if backend == "torch":  # the gate on torch tensors, as circuits.modules.ShutdownGate applies it
         import torch
 
-        from circuits.modules import ShutdownGate
-
-        with warnings.catch_warnings():  # already reported above
-            warnings.simplefilter("ignore", CircuitRangeWarning)
-            out = ShutdownGate(K=K, on_range="report")(torch.from_numpy(x), torch.from_numpy(delta))
-        return out.numpy()
+        return transfer.gate(torch.from_numpy(x), torch.from_numpy(delta), K=K).numpy()
     import brian2 as b2
 
     net = build_network(x, delta, K=K)

@@ -75,7 +75,13 @@ _STREAM_VAL, _STREAM_SUBSET, _STREAM_DIGITS_TEST = 0, 1, 2
 
 
 class DataError(Exception):
-    """A data set could not be loaded; the message names the file or cause and the fix."""
+    """A data set could not be loaded; the message names the file or cause and the fix.
+
+    Always one line: an embedded message of the underlying error (e.g. an ``UnpicklingError`` spanning two
+    lines) is joined into it."""
+
+    def __init__(self, message):
+        super().__init__(" ".join(str(message).split()))
 
 
 @dataclass

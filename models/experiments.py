@@ -222,9 +222,9 @@ def run_state(run: Run, root) -> tuple[str, int]:
     cfg_path = d / "config.json"
     if not cfg_path.exists():
         return "new", 0
-    try:
-        saved = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError:
+    try:  # through RunConfig.from_dict, so that config files of earlier versions compare by meaning
+        saved = asdict(RunConfig.from_dict(json.loads(cfg_path.read_text())))
+    except (json.JSONDecodeError, TypeError, ValueError):
         return "new", 0
     want = asdict(run.config)
     diff = sorted(k for k in set(_identity(saved)) | set(_identity(want)) if saved.get(k) != want.get(k))

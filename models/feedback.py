@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["linear", "conv2d", "conv2d_send", "conv2d_weight_grad", "same_padding", "satlin", "hinge_loss",
-           "output_error"]
+__all__ = ["linear", "conv2d", "conv2d_send", "conv2d_weight_grad", "same_padding", "satlin"]
 
 _aten = torch.ops.aten
 
@@ -119,38 +118,3 @@ def satlin(h: torch.Tensor, slope: float = 0.5) -> torch.Tensor:
     native autograd.
     """
     return F.hardtanh(h * slope)
-
-
-def output_error(out: torch.Tensor, y: torch.Tensor, mu: float) -> torch.Tensor:
-    """The local output error of the multi-class hinge loss, eq. 6 (strict form, SPEC §3).
-
-    ``δ_i = 1`` if ``i = c`` and ``x_i < 1``; ``-μ`` if ``i ≠ c`` and ``x_i > -1``; else 0.
-    """
-    target = F.one_hot(y, out.shape[1]).to(torch.bool)
-    on = target & (out < 1.0)
-    off = ~target & (out > -1.0)
-    return on.to(out.dtype) - mu * off.to(out.dtype)
-
-
-class _Hinge(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, out, y, mu, error_fn):
-        target = F.one_hot(y, out.shape[1]).to(torch.bool)
-        per = torch.where(target, torch.relu(1.0 - out), mu * torch.relu(1.0 + out)).sum(1)
-        delta = error_fn(out, y, mu) if error_fn is not None else output_error(out, y, mu)
-        ctx.save_for_backward(delta)
-        return per.mean()
-
-    @staticmethod
-    def backward(ctx, g):
-        (delta,) = ctx.saved_tensors
-        return -delta * (g / delta.shape[0]), None, None, None
-
-
-def hinge_loss(out: torch.Tensor, y: torch.Tensor, mu: float, error_fn=None) -> torch.Tensor:
-    """Multi-class hinge loss of eq. 4, mean over the batch; its gradient is ``-δ/batch`` with δ of eq. 6.
-
-    ``error_fn(out, y, mu) -> δ`` replaces eq. 6 by another output error signal (e.g. a circuit's readout);
-    the loss value stays eq. 4.
-    """
-    return _Hinge.apply(out, y, mu, error_fn)

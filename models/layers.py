@@ -6,7 +6,9 @@ A weight layer holds the feed-forward weights ``W`` (a Parameter), the feedback 
 because every update is masked. No biases anywhere.
 
 The rule decides the feedback: back-propagation rules send the signal down through ``W`` itself (so
-autograd computes exact back-propagation), FRFB/URFB through ``R``, sign-symmetry through ``sign(W)``.
+autograd computes exact back-propagation), FRFB/URFB through ``R``, sign-symmetry through ``sign(W)``;
+under DFA a hidden layer sends nothing down and receives ``D δ_L`` from the output directly (``D``, a
+buffer set by ``models.network.Network``).
 The update ``W ← W - η·grad`` is the Hebbian ``ΔW = η δ xᵀ`` averaged over the batch; under URFB (and KP)
 ``R`` receives the same increment (``ΔR = ΔWᵀ`` in the paper's orientation), masked by ``mask_R``.
 """
@@ -69,14 +71,18 @@ class WeightLayer(nn.Module):
         self.register_buffer("R", R)
         self.register_buffer("mask_W", mask_W)
         self.register_buffer("mask_R", mask_R)
+        self.register_buffer("D", None)  # DFA's direct feedback matrix (n_out units × C), set by the Network
         self.act = act
         self.slope = slope
         self.rule: Rule | None = None
         self.frozen = False  # a frozen layer keeps W and R (the §4.1 protocol freezes the first layer)
 
     def feedback_tensor(self) -> torch.Tensor:
-        """The tensor whose (transposed) product carries the signal down: W, R or sign(W)."""
-        if self.rule is None or self.rule.feedback == "W":
+        """The tensor whose (transposed) product carries the signal down: W, R or sign(W).
+
+        Under DFA nothing is sent down through a layer (its input is detached, see ``Network``), so W is
+        returned only to select the plain kernels."""
+        if self.rule is None or self.rule.feedback in ("W", "D"):
             return self.W
         if self.rule.feedback == "R":
             return self.R
@@ -97,20 +103,28 @@ class WeightLayer(nn.Module):
 
     @torch.no_grad()
     def apply_update(self, lr: float, decay: float = 0.0) -> None:
-        """W ← W - η·M_W⊙grad; under URFB/KP also R ← R - η·M_R⊙grad (ΔR = ΔWᵀ); KP adds decay on both."""
+        """W ← W - η·M_W⊙grad; under URFB/KP also R ← R - η·M_R⊙grad (ΔR = ΔWᵀ).
+
+        KP adds equal weight decay λ = ``decay`` on the weights the step starts from:
+        W ← (1 - ηλ)W + ΔW and R ← (1 - ηλ)R + ΔR, so R - W shrinks by exactly (1 - ηλ) per step.
+        """
         g = self.W.grad
         self.W.grad = None
         if g is None or self.frozen:
             return
+        kp = self.rule is not None and self.rule.decay
+        if kp and not decay > 0:
+            raise ValueError(f"rule {self.rule.name} needs a weight decay > 0, got {decay}; with no decay it is "
+                             "URFB (use rule urfb)")
         gW = g if self.mask_W is None else g * self.mask_W
         if self.rule is not None and self.rule.learn_R:
             gR = gW if self.mask_R is self.mask_W else g * self.mask_R
-            self.R.sub_(gR, alpha=lr)
-            if self.rule.decay and decay:
+            if kp:
                 self.R.mul_(1.0 - lr * decay)
-        self.W.sub_(gW, alpha=lr)
-        if self.rule is not None and self.rule.decay and decay:
+            self.R.sub_(gR, alpha=lr)
+        if kp:
             self.W.mul_(1.0 - lr * decay)
+        self.W.sub_(gW, alpha=lr)
 
 
 class Full(WeightLayer):

@@ -1,4 +1,4 @@
-"""Locally connected ("untied") layers with separate feedback, the untie conversion and the §4.1 protocol.
+"""Locally connected ("untied") layers with separate feedback (§4.1), and the measures of their filters.
 
 §4.1 of the paper replaces each convolution by the sparse matrix it implies, with one independent weight per
 (output position i, output channel, input channel, kernel offset k), updated by its own Hebbian product
@@ -23,23 +23,20 @@ with ``B`` the rule's feedback tensor (``W``: exact back-propagation; ``R``: FRF
 the next local layer reads without reordering. The large temporaries (patches, feedback) live in a per-layer
 workspace reused from step to step: fresh memory of that size costs more in page faults than the copy itself.
 
-Also here: ``untie`` (a tied network → the untied network with every kernel copied to every position, same
-outputs), ``untie_protocol`` (§4.1 / Fig. 9: train tied, freeze the first layer, re-initialise and untie the
-rest, retrain) and ``filter_similarity`` (Fig. 8: how alike the filters of one channel are across space,
-against a shuffled baseline).
+Also here: ``untied_spec`` (a specification with ``conv`` written ``local``) and ``filter_similarity`` (Fig. 8:
+how alike the filters of one channel are across space, against a shuffled baseline). Converting whole
+networks (``untie``) and the §4.1 protocol, which trains them, live in ``models.protocol``.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 
 import torch
 
 from .layers import Conv, WeightLayer
-from .network import Network
+from .spec import resolve
 
-__all__ = ["local", "patches", "fold_patches", "in_grid", "Local", "untie", "untied_spec", "untie_protocol",
-           "filter_similarity", "filters_at"]
+__all__ = ["local", "patches", "fold_patches", "in_grid", "Local", "untied_spec", "filter_similarity", "filters_at"]
 
 
 def _pad(k: int) -> tuple[int, int]:
@@ -228,47 +225,8 @@ class Local(WeightLayer):
         return m
 
 
-def untie(network: Network, which=None) -> Network:
-    """An untied copy of ``network``: each selected ``conv`` layer becomes a ``Local`` holding its kernel at
-    every position (so the copy computes the same outputs); other layers are copied unchanged.
-
-    ``which``: names (``'conv2'``) or indices of the conv layers to untie; ``None`` unties all of them.
-    Layer names and the specification text follow (``conv`` → ``local``).
-    """
-    convs = {i for i, m in enumerate(network.layers) if isinstance(m, Conv)}
-    if which is None:
-        chosen = convs
-    else:
-        chosen = set()
-        for key in which:
-            i = network.names.index(key) if isinstance(key, str) and key in network.names else key
-            if not isinstance(i, int) or i not in convs:
-                raise ValueError(f"cannot untie {key!r}: not a conv layer of this network; conv layers are "
-                                 f"{[network.names[j] for j in sorted(convs)]}")
-            chosen.add(i)
-    new = copy.deepcopy(network)
-    for i in sorted(chosen):
-        hw = new.shapes[i][1:]
-        new.layers[i] = Local.from_conv(new.layers[i], hw)
-        new.specs[i] = replace(new.specs[i], kind="local")
-    _rename(new)
-    return new
-
-
-def _rename(net: Network) -> None:
-    counts: dict[str, int] = {}
-    names = []
-    for s in net.specs:
-        counts[s.kind] = counts.get(s.kind, 0) + 1
-        names.append(s.kind if s.kind == "output" else f"{s.kind}{counts[s.kind]}")
-    net.names = names
-    net.spec_text = "; ".join(str(s) for s in net.specs)
-
-
 def untied_spec(spec: str, keep_first: bool = False) -> str:
     """The specification with ``conv`` layers replaced by ``local`` (all, or all but the first)."""
-    from .spec import resolve
-
     _, specs = resolve(spec)
     out, seen = [], 0
     for s in specs:
@@ -278,51 +236,6 @@ def untied_spec(spec: str, keep_first: bool = False) -> str:
                 s = replace(s, kind="local")
         out.append(s)
     return "; ".join(str(s) for s in out)
-
-
-def untie_protocol(config, *, tied_epochs: int | None = None, out_dir=None, dataset=None, log=None,
-                   progress: bool = False):
-    """The §4.1 protocol of Fig. 9: train the tied network, then freeze its first layer, re-initialise the
-    rest with every other conv layer untied, and retrain.
-
-    ``config`` is a ``models.train.RunConfig``; ``tied_epochs`` (default ``config.epochs``) trains the tied
-    network, ``config.epochs`` the untied one. The first layer keeps its trained ``W`` and ``R`` and receives
-    no update (its ``W`` needs no gradient, so no feedback is computed below layer 2). The untied network is
-    drawn with ``config.seed`` exactly as ``Network(untied_spec(config.net, keep_first=True), ...)``.
-    Returns ``(tied_rows, untied_rows, untied_network)``; with ``out_dir`` the runs go to ``out_dir/tied`` and
-    ``out_dir/untied``.
-    """
-    from pathlib import Path
-
-    from .data import load
-    from .train import build_network, train
-
-    if dataset is None:
-        dataset = load(config.data, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed,
-                       train_subset=config.train_subset)
-    sub = (lambda name: Path(out_dir) / name) if out_dir is not None else (lambda name: None)
-    tied_cfg = replace(config, epochs=config.epochs if tied_epochs is None else tied_epochs)
-    in_shape, num_classes = dataset.x_train.shape[1:], len(dataset.classes)
-    tied = build_network(tied_cfg, in_shape, num_classes)
-    first = next(iter(tied.weight_layers()))
-    if not isinstance(tied.layers[tied.names.index(first)], Conv):
-        raise ValueError(f"the §4.1 protocol freezes a first conv layer, but {config.net!r} starts with "
-                         f"'{first}'")
-    tied_rows = train(tied_cfg, sub("tied"), network=tied, dataset=dataset, log=log, progress=progress)
-
-    untied_cfg = replace(config, net=untied_spec(config.net, keep_first=True))
-    untied = build_network(untied_cfg, in_shape, num_classes)
-    src, dst = tied.layers[0], untied.layers[0]
-    with torch.no_grad():
-        dst.W.copy_(src.W)
-        dst.R.copy_(src.R)
-        if src.mask_W is not None:
-            dst.mask_W.copy_(src.mask_W)
-            dst.mask_R.copy_(src.mask_R)
-    dst.frozen = True
-    dst.W.requires_grad_(False)
-    untied_rows = train(untied_cfg, sub("untied"), network=untied, dataset=dataset, log=log, progress=progress)
-    return tied_rows, untied_rows, untied
 
 
 def filters_at(layer: Local, positions) -> torch.Tensor:

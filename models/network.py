@@ -1,8 +1,13 @@
 """A network built from the paper's notation (SPEC §5): forward pass, update, and W–R alignment.
 
 ``Network(spec, in_shape, num_classes, rule=...)`` turns each token of ``models.spec`` into a layer of
-``models.layers``; ``conv``/``local``/``full`` layers apply σ, ``output`` is linear. ``forward`` keeps nothing
-but what autograd needs; ``activities`` returns every layer's output for analysis and for the scheduled engine.
+``models.layers`` (``local`` into ``models.local.Local``); ``conv``/``local``/``full`` layers apply σ,
+``output`` is linear. ``forward`` keeps nothing but what autograd needs.
+
+Under DFA (rule ``dfa``, SPEC §2) every weight layer's input is detached, so no signal goes down through
+any layer, max-pool or sum, and the output error δ_L reaches each hidden layer l directly through its own
+fixed random matrix ``D_l`` (n_l × C): autograd delivers ``-D_l δ_L / B`` as ∂L/∂x_l, so the layer's σ
+gives ``δ_l = σ'(h_l) ⊙ (D_l δ_L)`` and its update is ``ΔW_l = η δ_l x_{l-1}ᵀ`` as under every rule.
 """
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import math
 import torch
 import torch.nn as nn
 
-from .layers import Conv, Drop, Full, MaxPool, Sum, WeightLayer
+from .layers import Conv, Drop, Full, MaxPool, Sum, WeightLayer, glorot_uniform
+from .local import Local
 from .rules import Rule, get_rule
 from .spec import LayerSpec, SpecError, resolve
 
@@ -35,9 +41,7 @@ def build_layers(layers: list[LayerSpec], in_shape, num_classes: int, *, generat
             c, h, w = shape
             if spec.kind == "conv":
                 m = Conv(c, spec.units, spec.kernel, **common)
-            else:
-                from .local import Local  # the locally connected layer of §4.1
-
+            else:  # the locally connected layer of §4.1
                 m = Local(c, spec.units, spec.kernel, (h, w), **common)
             shape = (spec.units, h, w)
         elif spec.kind in ("full", "output"):
@@ -83,7 +87,9 @@ class Network(nn.Module):
     connectivity : p of the fixed Bernoulli masks on W and R (§3.1; 1 = full connectivity).
     mask_output : mask the output layer too (SPEC §2 default; the authors' code did not).
     feedback_init : ``random`` (R drawn independently) or ``symmetric`` (R = Wᵀ).
-    seed : draws all weights and masks on the CPU, so a seed gives the same network on every device.
+    seed : draws all weights and masks on the CPU, so a seed gives the same network on every device. DFA's
+        matrices D_l are drawn when the rule is first set to ``dfa``, from the same stream continued after
+        every W, R and mask, so they change no other rule's initial weights.
     """
 
     def __init__(self, spec: str, in_shape, num_classes: int, *, rule: str | Rule = "urfb", slope=0.5,
@@ -95,6 +101,7 @@ class Network(nn.Module):
         modules, names, shapes = build_layers(
             specs, in_shape, num_classes, generator=gen, dtype=dtype, slope=slope,
             connectivity=connectivity, mask_output=mask_output, feedback_init=feedback_init)
+        self._stream_after_build = gen.get_state()  # where DFA's D matrices are drawn from
         self.layers = nn.ModuleList(modules)
         self.names = names
         self.shapes = shapes
@@ -106,24 +113,40 @@ class Network(nn.Module):
         self.rule = get_rule(rule) if isinstance(rule, str) else rule
         for m in self.weight_layers().values():
             m.rule = self.rule
+        if self.rule.feedback == "D":
+            self._draw_direct_feedback()
+
+    @torch.no_grad()
+    def _draw_direct_feedback(self) -> None:
+        """DFA's fixed D_l for every hidden weight layer (n_l × C, n_l = C_l·H_l·W_l for an image layer),
+        Glorot-uniform with fans n_l and C, drawn once (a layer that has one keeps it)."""
+        gen = torch.Generator()
+        gen.set_state(self._stream_after_build)
+        for m, shape in zip(self.layers, self.shapes):
+            if isinstance(m, WeightLayer) and m.act and m.D is None:
+                n = math.prod(shape)
+                m.D = glorot_uniform((n, self.num_classes), n, self.num_classes, gen, m.W.dtype).to(m.W.device)
 
     def weight_layers(self) -> dict[str, WeightLayer]:
         return {n: m for n, m in zip(self.names, self.layers) if isinstance(m, WeightLayer)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        direct = self.rule.feedback == "D"
+        taps = []  # DFA: the hidden weight layers' outputs x_l and their D_l
         prev = prev2 = None
         for m in self.layers:
-            y = m(prev2, prev) if isinstance(m, Sum) else m(x)
+            if isinstance(m, Sum):
+                y = m(prev2, prev)
+            elif direct and isinstance(m, WeightLayer):
+                y = m(x.detach())  # nothing is sent down through a layer under DFA
+                if m.act and y.requires_grad:
+                    taps.append((y, m.D))
+            else:
+                y = m(x)
             prev2, prev, x = prev, y, y
+        if taps:
+            x = _DirectFeedback.apply(x, [D for _, D in taps], *[t for t, _ in taps])
         return x
-
-    def activities(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer's output, in order (the x_l of the paper; the last is the output h_L)."""
-        outs = []
-        for m in self.layers:
-            x = m(outs[-2], outs[-1]) if isinstance(m, Sum) else m(x)
-            outs.append(x)
-        return outs
 
     @torch.no_grad()
     def apply_update(self, lr: float, decay: float = 0.0) -> None:
@@ -137,6 +160,9 @@ class Network(nn.Module):
         Entries that do not exist (masked out, or outside a local layer's input grid) are left out."""
         result = {}
         for name, m in self.weight_layers().items():
+            if self.rule.feedback == "D":  # no feedback matrix in W's shape: nothing to compare
+                result[name] = {"correlation": float("nan"), "angle": float("nan")}
+                continue
             a = m.W.detach().flatten().double()
             b = m.feedback_tensor().detach().flatten().double()
             keep = m.present()  # compare only entries that exist in both (masks; a local layer's grid)
@@ -151,9 +177,17 @@ class Network(nn.Module):
             result[name] = {"correlation": corr, "angle": angle}
         return result
 
-    def describe(self) -> str:
-        lines = [f"{'layer':<10} {'output shape':<16} {'weights':>10}"]
-        for name, m, shape in zip(self.names, self.layers, self.shapes):
-            n = m.W.numel() if isinstance(m, WeightLayer) else 0
-            lines.append(f"{name:<10} {str(shape):<16} {n:>10}")
-        return "\n".join(lines)
+
+class _DirectFeedback(torch.autograd.Function):
+    """Identity on the output h_L; its backward hands each hidden layer output x_l the signal D_l δ_L
+    (as autograd's ∂L/∂x_l = (∂L/∂h_L) D_lᵀ, i.e. -D_l δ_L / B), reshaped to x_l's shape (DFA)."""
+
+    @staticmethod
+    def forward(ctx, out, Ds, *taps):
+        ctx.Ds = Ds
+        ctx.shapes = [t.shape for t in taps]
+        return out.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g, None, *[(g @ D.t()).view(shape) for D, shape in zip(ctx.Ds, ctx.shapes)])

@@ -7,8 +7,9 @@
 
 Peers that are not in the paper (SPEC §2, "expected peers"), each a separate named rule:
 
-    kp     URFB plus equal weight decay on W and R     (Kolen–Pollack; decay ``kp_decay``)
+    kp     URFB plus equal weight decay on W and R     (Kolen–Pollack; decay ``kp_decay`` > 0)
     sign   hinge, feedback sign(W)ᵀ                    (sign-symmetry; R unused)
+    dfa    hinge, each hidden layer gets D_l δ_L       (direct feedback alignment, Nøkland 2016; R unused)
 """
 from __future__ import annotations
 
@@ -21,13 +22,9 @@ __all__ = ["Rule", "RULES", "get_rule"]
 class Rule:
     name: str
     loss: str  # "xent" (softmax cross-entropy) or "hinge" (eq. 4)
-    feedback: str  # "W" (back-propagation), "R" (separate feedback weights) or "signW"
+    feedback: str  # "W" (back-propagation), "R" (separate feedback weights), "signW" or "D" (direct, DFA)
     learn_R: bool  # R receives W's Hebbian increment (URFB, KP)
     decay: bool = False  # equal weight decay on W and R (KP)
-
-    @property
-    def uses_R(self) -> bool:
-        return self.feedback == "R"
 
 
 RULES: dict[str, Rule] = {
@@ -37,6 +34,7 @@ RULES: dict[str, Rule] = {
     "urfb": Rule("urfb", "hinge", "R", True),
     "kp": Rule("kp", "hinge", "R", True, decay=True),
     "sign": Rule("sign", "hinge", "signW", False),
+    "dfa": Rule("dfa", "hinge", "D", False),
 }
 
 

@@ -14,13 +14,18 @@ This module makes that sequence explicit:
   layer, the ``error`` at the output, and per layer ``update``, ``gate``, ``send``, ``replace``. With order
   ``paper`` (Fig. 15 and the authors' code) a layer sends with the weights it has just updated (update → send);
   with order ``gradient`` it sends with the pre-update weights (send → update), which equals autograd exactly.
-- ``LayerState`` holds a layer's activity: first x, then δ. Reading x after it was replaced, replacing it
-  before every signal has arrived or before the layers above have read it, using δ before it exists, running
-  an event twice, or leaving one out raises ``SequencingError`` naming the layer and the step.
+- ``check_order`` checks a whole schedule against the graph before it runs: an event that comes before one
+  it depends on, a missing or repeated event, or an event of another network raises ``SequencingError``
+  naming the step and the constraint of Remark 1 it breaks, with W and R untouched.
+- ``LayerState`` holds a layer's activity: first x (written by the layer's ``forward`` event), then δ. Each
+  access checks the order again (reading x after it was replaced, replacing it before every signal has
+  arrived, using δ before it exists), as a second line behind ``check_order``.
 - ``ScheduledEngine`` executes a topological order of the graph for every batch (any valid order gives the
-  same result), with the output error from eq. 6 (``ideal``) or from the output error circuit, and the gate
-  from σ' (``ideal``) or from the shutdown circuit (``circuits.modules``: this engine is the one place where
-  circuits and training meet). It plugs into ``models.train.train`` as its ``step``.
+  same result). A ``forward`` event runs the layer's own forward code (``Network``'s layers; the backward of
+  max-pool, dropout and sum is autograd's, from that same forward); the output error comes from eq. 6
+  (``ideal``) or from the output error circuit, and the gate from σ' (``ideal``) or from the shutdown
+  circuit (``circuits.modules``: this engine is the one place where circuits and training meet). It plugs
+  into ``models.train.train`` as its ``step``.
 
 Signals are carried per example (δ of eq. 2 and 6, not divided by the batch size); updates are the Hebbian
 ``ΔW = (η/B) Σ_batch δ xᵀ`` through each layer's ``weight_grad`` (the same kernels as back-propagation).
@@ -32,9 +37,9 @@ from dataclasses import dataclass
 
 import networkx as nx
 import torch
-import torch.nn.functional as F
 
-from .layers import Drop, MaxPool, Sum, WeightLayer
+from .layers import Sum, WeightLayer
+from .losses import default_mu, output_error, softmax_error, supervisory
 from .network import Network
 
 __all__ = ["SequencingError", "Event", "build_schedule", "LayerState", "ScheduledEngine", "check_order"]
@@ -65,13 +70,16 @@ def _has_gate(m) -> bool:
 
 
 def build_schedule(net: Network, order: str = "paper") -> nx.DiGraph:
-    """The event DAG of one batch under order ``paper`` or ``gradient`` (see the module docstring)."""
+    """The event DAG of one batch under order ``paper`` or ``gradient`` (see the module docstring).
+
+    Every edge carries ``why``: the sentence a ``SequencingError`` gives when a schedule breaks it."""
     if order not in ("paper", "gradient"):
         raise ValueError(f"order must be 'paper' or 'gradient', got {order!r}")
     n = len(net.layers)
     out = n - 1
     G = nx.DiGraph(order=order)
     E = Event
+    name = net.names
 
     def ready(i):  # the event after which δ_i exists
         return E("error", out) if i == out else E("replace", i)
@@ -80,28 +88,37 @@ def build_schedule(net: Network, order: str = "paper") -> nx.DiGraph:
         G.add_node(E("forward", i))
         for j in _inputs(net, i):
             if j >= 0:
-                G.add_edge(E("forward", j), E("forward", i))
-    G.add_edge(E("forward", out), E("error", out))
+                G.add_edge(E("forward", j), E("forward", i),
+                           why=f"forward of layer {name[i]} reads the output of layer {name[j]}")
+    G.add_edge(E("forward", out), E("error", out), why="the output error needs the output layer's h_L")
     consumers = {j: [i for i in range(n) if j in _inputs(net, i)] for j in range(-1, n)}
     for i in range(n):
         m = net.layers[i]
         if _has_gate(m):
-            G.add_edge(E("forward", i), E("gate", i))
-            G.add_edge(E("gate", i), E("replace", i))
+            G.add_edge(E("forward", i), E("gate", i),
+                       why=f"the shutdown units of layer {name[i]} read its activity x, computed by its forward")
+            G.add_edge(E("gate", i), E("replace", i),
+                       why=f"the shutdown units of layer {name[i]} read x before its feedback δ replaces it")
         if i != out:
             for c in consumers[i]:
-                G.add_edge(E("send", c), E("replace", i))
-                if isinstance(net.layers[c], WeightLayer):
-                    G.add_edge(E("update", c), E("replace", i))  # c's update reads x_i first
+                G.add_edge(E("send", c), E("replace", i),
+                           why=f"the feedback δ of layer {name[i]} needs the signal sent down by layer {name[c]}")
+                if isinstance(net.layers[c], WeightLayer):  # c's update reads x_i first
+                    G.add_edge(E("update", c), E("replace", i),
+                               why=f"update of layer {name[c]} reads the activity x of layer {name[i]} before "
+                                   "its feedback δ replaces it")
         if isinstance(m, WeightLayer):
-            G.add_edge(ready(i), E("update", i))
+            G.add_edge(ready(i), E("update", i),
+                       why=f"update of layer {name[i]} needs the feedback δ of layer {name[i]}")
         if any(j >= 0 for j in _inputs(net, i)):
-            G.add_edge(ready(i), E("send", i))
+            G.add_edge(ready(i), E("send", i), why=f"send of layer {name[i]} needs the feedback δ of layer {name[i]}")
             if isinstance(m, WeightLayer):
                 if order == "paper":
-                    G.add_edge(E("update", i), E("send", i))
+                    G.add_edge(E("update", i), E("send", i),
+                               why=f"order paper: layer {name[i]} sends with the weights it has just updated")
                 else:
-                    G.add_edge(E("send", i), E("update", i))
+                    G.add_edge(E("send", i), E("update", i),
+                               why=f"order gradient: layer {name[i]} sends with its weights before the update")
     # Every weight layer's update must exist even where nothing depends on it (the first layer's).
     for i in range(n):
         if isinstance(net.layers[i], WeightLayer):
@@ -115,33 +132,47 @@ def _default_order(G: nx.DiGraph) -> list[Event]:
     return list(nx.lexicographical_topological_sort(G, key=lambda e: (e.kind != "forward", -e.layer, e.kind)))
 
 
-def check_order(G: nx.DiGraph, events: list[Event], names=None) -> None:
+def check_order(G: nx.DiGraph, events, names=None) -> None:
     """Raise ``SequencingError`` unless ``events`` runs every event of ``G`` once, in a topological order.
 
-    ``names`` (the network's layer names) makes the messages name layers; otherwise they give indices."""
+    The error names the first event of ``events`` that comes too early (or the event that is missing) and
+    the constraint of Remark 1 it breaks. ``names`` (the network's layer names) makes the messages name
+    layers; otherwise they give indices."""
 
     def say(e):
         return f"{e.kind} of layer {names[e.layer]}" if names is not None else f"{e.kind} of layer index {e.layer}"
 
-    pos = {}
-    for k, e in enumerate(events):
-        if e in pos:
+    events = list(events)
+    listed = set()
+    for e in events:
+        if e not in G:
+            raise SequencingError(f"step {e} is not an event of this network's graph")
+        if e in listed:
             raise SequencingError(f"step {say(e)} runs twice")
-        pos[e] = k
-    missing = [e for e in G if e not in pos]
+        listed.add(e)
+    done = set()
+    for e in events:
+        for u in G.predecessors(e):
+            if u not in done:
+                why = G.edges[u, e].get("why", f"{say(e)} depends on {say(u)}")
+                if u not in listed:
+                    raise SequencingError(f"step {say(u)} is skipped, but {why}")
+                raise SequencingError(f"step {say(e)} is scheduled before {say(u)}, but {why}")
+        done.add(e)
+    missing = [e for e in G if e not in listed]
     if missing:
         raise SequencingError(f"step {say(missing[0])} is skipped")
-    for u, v in G.edges:
-        if pos[u] > pos[v]:
-            raise SequencingError(f"step {say(v)} runs before {say(u)}")
 
 
 class LayerState:
-    """A layer's activity in one batch: its feed-forward x, later replaced by its feedback δ (Remark 1)."""
+    """A layer's activity in one batch: its feed-forward x (set by its forward event), later replaced by its
+    feedback δ (Remark 1). Each access checks the order, as a second line behind ``check_order``."""
 
-    def __init__(self, name: str, x: torch.Tensor, expected_signals: int, gated: bool):
+    def __init__(self, name: str, x, expected_signals: int, gated: bool):
         self.name = name
         self._x = x
+        self.shape = None if x is None else x.shape
+        self._replaced = False
         self._delta = None
         self._signal = None
         self._arrived = 0
@@ -149,10 +180,18 @@ class LayerState:
         self._gated = gated
         self.control = None  # what the shutdown units read from x (set by the gate step)
 
+    def set_x(self, x: torch.Tensor, step: str) -> None:
+        if self._x is not None or self._replaced:
+            raise SequencingError(f"{step} runs twice: layer {self.name} already has its activity")
+        self._x = x
+        self.shape = x.shape
+
     def read_x(self, step: str) -> torch.Tensor:
         if self._x is None:
-            raise SequencingError(f"{step} reads the activity x of layer {self.name}, which was already "
-                                  "replaced by its feedback δ")
+            if self._replaced:
+                raise SequencingError(f"{step} reads the activity x of layer {self.name}, which was already "
+                                      "replaced by its feedback δ")
+            raise SequencingError(f"{step} reads the activity x of layer {self.name} before its forward pass")
         return self._x
 
     def read_delta(self, step: str) -> torch.Tensor:
@@ -177,7 +216,18 @@ class LayerState:
     def replace(self, delta: torch.Tensor, step: str) -> None:
         self.read_x(step)
         self._x = None
+        self._replaced = True
         self._delta = delta
+
+
+class _Batch:
+    """What one batch's events share: the input, labels, step settings, and what the error event computed."""
+
+    def __init__(self, x, y, loss_fn, lr, decay):
+        self.x, self.y, self.loss_fn, self.lr, self.decay = x, y, loss_fn, lr, decay
+        self.loss = self.h = self.delta_out = None
+        self.graphs = {}  # layer index -> (inputs, output) of a non-weight layer's forward, for its send
+        self.dW_gradient = None
 
 
 class ScheduledEngine:
@@ -191,32 +241,47 @@ class ScheduledEngine:
         ``f(h, s) -> δ`` (``circuits.modules.OutputErrorCircuit``), s = ±1 supervisory signals.
     gate : None for the ideal gate σ'(h) = a·1[|x| < 1], or a module ``g(x, signal) -> gated signal``
         (``circuits.modules.ShutdownGate``); the slope a of σ' is applied after the circuit's gate.
-    mu : off-class weight of the hinge loss.
+    mu : off-class weight of the hinge loss (default 1/(C-1)).
     compare_every : under order ``paper``, every N batches also compute the ``gradient``-order updates from
         the same state (not applied) and record their relative distance (0: never).
     audit : optional ``audit(h, s, delta) -> mismatches`` called every ``audit_every`` batches with the batch's
         output inputs and the readout used (the Brian2 audit of the circuit module).
-    schedule : an explicit list of events to execute instead of a topological order of the graph (for tests;
-        an invalid order fails with ``SequencingError`` while it runs).
+    schedule : an explicit list of events to execute instead of a topological order of the graph. It is
+        checked against the graph here (and whenever ``events`` is set), before anything runs: an invalid
+        order raises ``SequencingError`` and leaves W and R untouched.
     """
 
     def __init__(self, net: Network, *, order="paper", error_signal=None, gate=None, mu=None,
                  compare_every=0, audit=None, audit_every=0, schedule=None):
+        if net.rule.feedback == "D":
+            raise ValueError(f"rule {net.rule.name} sends the output error to every layer directly, not down the "
+                             "top-down sequence of Remark 1 that this engine schedules; use the fast engine")
         self.net = net
         self.order = order
         self._graphs = {o: build_schedule(net, o) for o in ("paper", "gradient")}
         self._orders = {o: _default_order(g) for o, g in self._graphs.items()}
         self.graph = self._graphs[order]
-        self.events = list(schedule) if schedule is not None else self._orders[order]
+        self.events = schedule if schedule is not None else self._orders[order]
         self.error_signal = error_signal
         self.gate = gate
-        self.mu = mu if mu is not None else 1.0 / (net.num_classes - 1)
+        self.mu = mu if mu is not None else default_mu(net.num_classes)
         self.compare_every = compare_every
         self.audit = audit
         self.audit_every = audit_every
         self.executed: list[Event] = []
         self._batch = 0
         self.reset_metrics()
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The order of events each batch executes (checked against the graph when set)."""
+        return self._events
+
+    @events.setter
+    def events(self, events) -> None:
+        events = tuple(events)
+        check_order(self.graph, events, self.net.names)
+        self._events = events
 
     # ------------------------------------------------------------------ metrics
     def reset_metrics(self) -> None:
@@ -243,57 +308,35 @@ class ScheduledEngine:
     def __call__(self, net, x, y, loss_fn, lr, decay):
         if net is not self.net:
             raise ValueError("this ScheduledEngine was built for another network")
-        record = self._forward(x)
-        record["input_x"] = x
-        h = record["x"][-1]
-        loss = loss_fn(h, y)
-        s = torch.full_like(h, -1.0).scatter_(1, y.unsqueeze(1), 1.0)
-        self._count_regimes(h, s)
-        record["delta_out"] = self._error(h, y, s)
-        dW_gradient = None
-        if self.order == "paper" and self.compare_every and self._batch % self.compare_every == 0:
-            dW_gradient = self._run(record, lr, decay, "gradient", apply=False, want_dW=True)
-        dW = self._run(record, lr, decay, self.order, apply=True, want_dW=dW_gradient is not None)
-        if dW_gradient is not None:
-            num = sum(float((dW[k] - dW_gradient[k]).norm() ** 2) for k in dW)
-            den = sum(float(dW_gradient[k].norm() ** 2) for k in dW)
+        batch = _Batch(x, y, loss_fn, lr, decay)
+        compare = self.order == "paper" and self.compare_every and self._batch % self.compare_every == 0
+        dW = self._run(self.events, self._states(), batch, apply=True, want_dW=compare, compare=compare)
+        if compare:
+            ref = batch.dW_gradient
+            num = sum(float((dW[k] - ref[k]).norm() ** 2) for k in dW)
+            den = sum(float(ref[k].norm() ** 2) for k in dW)
             self._m["order_distance"].append(math.sqrt(num / den) if den > 0 else 0.0)
         self._batch += 1
-        return loss.detach(), h
+        return batch.loss.detach(), batch.h
 
-    @torch.no_grad()
-    def _forward(self, x):
-        """Feed-forward pass, keeping each layer's x and what its backward needs (pool arg-max, dropout mask)."""
-        xs, extra = [], []
-        prev = prev2 = None
-        for m in self.net.layers:
-            aux = None
-            if isinstance(m, Sum):
-                out = prev2 + prev
-            elif isinstance(m, MaxPool):
-                a, b = m.pad
-                padded = F.pad(x, (a, b, a, b))
-                out, idx = F.max_pool2d(padded, m.k, m.stride, return_indices=True)
-                aux = (idx, padded.shape)
-            elif isinstance(m, Drop):
-                if m.training and m.p > 0:  # the same RNG draws as F.dropout(x) in the fast engine
-                    aux = F.dropout(torch.ones_like(x), m.p, True)
-                    out = x * aux
-                else:
-                    out = x
-            else:
-                out = m(x)
-            xs.append(out)
-            extra.append(aux)
-            prev2, prev, x = prev, out, out
-        return {"x": xs, "extra": extra}
+    def _states(self, xs=None) -> list[LayerState]:
+        net, n = self.net, len(self.net.layers)
+        consumers = {j: sum(j in _inputs(net, i) for i in range(n)) for j in range(n)}
+        return [LayerState(net.names[i], None if xs is None else xs[i], consumers[i], _has_gate(net.layers[i]))
+                for i in range(n)]
+
+    def _output_error(self, batch: _Batch, h) -> None:
+        """The error event's computation, once per batch: loss, supervisory signals, regimes, δ_L."""
+        batch.h = h
+        batch.loss = batch.loss_fn(h, batch.y)
+        s = supervisory(batch.y, h)
+        self._count_regimes(h, s)
+        batch.delta_out = self._error(h, batch.y, s)
 
     def _error(self, h, y, s):
         if self.net.rule.loss == "xent":
-            return F.one_hot(y, h.shape[1]).to(h.dtype) - torch.softmax(h, 1)
+            return softmax_error(h, y)
         if self.error_signal is None:
-            from .feedback import output_error
-
             return output_error(h, y, self.mu)
         delta = self.error_signal(h, s)
         info = getattr(self.error_signal, "last_info", None) or {}
@@ -313,40 +356,48 @@ class ScheduledEngine:
         r["off-correct"] += int((~on & (h < -S)).sum())
         self._m["n_outputs"] += h.numel()
 
-    def _run(self, record, lr, decay, order, *, apply, want_dW):
-        """Execute the events of one batch (updates applied in place if ``apply``); with ``want_dW`` return
-        {layer index: -η·M_W⊙grad}, the Hebbian part of each ΔW, for comparing orders."""
+    def _run(self, events, states, batch: _Batch, *, apply, want_dW, compare=False):
+        """Execute ``events`` on ``states`` (updates applied in place if ``apply``); with ``want_dW`` return
+        {layer index: -η·M_W⊙grad}, the Hebbian part of each ΔW, for comparing orders. With ``compare``, the
+        error event also runs the gradient order's feedback events on the same forward state (not applied)
+        and leaves their ΔW in ``batch.dW_gradient``."""
         net = self.net
         layers = net.layers
-        n = len(layers)
-        xs, extra = record["x"], record["extra"]
-        consumers = {j: sum(j in _inputs(net, i) for i in range(n)) for j in range(n)}
-        states = [LayerState(net.names[i], xs[i], consumers[i], _has_gate(layers[i])) for i in range(n)]
-        log = apply  # a dry run (the comparison) leaves the metrics alone
-        events = self.events if order == self.order else self._orders[order]
-        batch = xs[-1].shape[0]
+        lr, decay = batch.lr, batch.decay
+        n_batch = batch.x.shape[0]
         dW = {}
-        done = set()
         executed = []
         for ev in events:
-            if ev in done:
-                raise SequencingError(f"{ev.describe(net)} runs twice in one batch")
-            done.add(ev)
             executed.append(ev)
             i, m = ev.layer, layers[ev.layer]
             step = ev.describe(net)
-            if ev.kind == "forward":
-                continue  # the feed-forward pass ran in _forward; its results are in the states
-            if ev.kind == "error":  # δ_L of the output units (computed once per batch from h_L and s)
-                states[i].read_x(step)
-                states[i].replace(record["delta_out"], step)
+            if ev.kind == "forward":  # the layer's own forward code, from its inputs' activities
+                ins = [batch.x if j < 0 else states[j].read_x(step) for j in _inputs(net, i)]
+                if isinstance(m, WeightLayer):
+                    out = m(*ins)
+                else:  # max-pool, dropout, sum: their backward (arg-max, mask, copy) is autograd's own
+                    with torch.enable_grad():
+                        ins = [t.detach().requires_grad_(True) for t in ins]
+                        out = m(*ins)
+                    batch.graphs[i] = (ins, out)
+                    out = out.detach()
+                states[i].set_x(out, step)
+            elif ev.kind == "error":  # δ_L of the output units (computed once per batch from h_L and s)
+                h = states[i].read_x(step)
+                if batch.delta_out is None:
+                    self._output_error(batch, h)
+                if compare:  # every forward has run and nothing is updated yet: the gradient order's reference
+                    xs = [st.read_x(step) for st in states]
+                    feedback = [e for e in self._orders["gradient"] if e.kind != "forward"]
+                    batch.dW_gradient = self._run(feedback, self._states(xs), batch, apply=False, want_dW=True)
+                states[i].replace(batch.delta_out, step)
             elif ev.kind == "gate":  # the control units read x_l (they hold its saturation state)
                 states[i].control = states[i].read_x(step)
             elif ev.kind == "update":
                 delta = states[i].read_delta(step)
                 j = _inputs(net, i)[0]
-                x_in = record["input_x"] if j < 0 else states[j].read_x(step)
-                g = m.weight_grad(x_in, delta).mul_(-1.0 / batch)  # linear in δ: scale the small tensor
+                x_in = batch.x if j < 0 else states[j].read_x(step)
+                g = m.weight_grad(x_in, delta).mul_(-1.0 / n_batch)  # linear in δ: scale the small tensor
                 if want_dW:
                     dW[i] = -lr * (g if m.mask_W is None else g * m.mask_W)
                 if apply:
@@ -356,22 +407,13 @@ class ScheduledEngine:
                 delta = states[i].read_delta(step)
                 ins = [j for j in _inputs(net, i) if j >= 0]
                 if isinstance(m, WeightLayer):
-                    signal = m.send(delta, m.feedback_tensor(), xs[ins[0]].shape)
-                    states[ins[0]].add_signal(signal, step)
-                elif isinstance(m, MaxPool):
-                    idx, padded_shape = extra[i]
-                    N, C, Hp, Wp = padded_shape
-                    full = torch.zeros(N, C, Hp * Wp, dtype=delta.dtype, device=delta.device)
-                    full.scatter_add_(2, idx.flatten(2), delta.flatten(2))
-                    a, b = m.pad
-                    full = full.view(N, C, Hp, Wp)[..., a:Hp - b, a:Wp - b]
-                    states[ins[0]].add_signal(full, step)
-                elif isinstance(m, Drop):
-                    mask = extra[i]
-                    states[ins[0]].add_signal(delta if mask is None else delta * mask, step)
-                elif isinstance(m, Sum):
-                    for j in ins:
-                        states[j].add_signal(delta, step)
+                    states[ins[0]].add_signal(m.send(delta, m.feedback_tensor(), states[ins[0]].shape), step)
+                else:
+                    inputs, out = batch.graphs[i]
+                    grads = torch.autograd.grad(out, inputs, delta, retain_graph=True)
+                    for j, g in zip(_inputs(net, i), grads):
+                        if j >= 0:
+                            states[j].add_signal(g, step)
             elif ev.kind == "replace":
                 signal = states[i].signal(step)
                 if _has_gate(m):
@@ -380,15 +422,14 @@ class ScheduledEngine:
                     else:
                         delta = self.gate(states[i].control, signal) * m.slope
                         info = getattr(self.gate, "last_info", None) or {}
-                        if log:
+                        if apply:  # a dry run (the comparison) leaves the metrics alone
                             self._m["out_of_range_K"] += int(info.get("n_out_of_range", 0))
                 else:
                     delta = signal
                 states[i].replace(delta, step)
-            else:
+            else:  # pragma: no cover - check_order admits only the graph's events
                 raise SequencingError(f"unknown step {ev.kind!r}")
-        check_order(self._graphs[order], executed, net.names)
-        if log:
+        if apply:
             self.executed = executed
         return dW
 

@@ -116,7 +116,9 @@ def _parse_token(token: str, index: int, offset: int) -> LayerSpec:
 
 def parse(text: str) -> list[LayerSpec]:
     """Parse a network in the paper's notation; raises SpecError naming the offending token and position."""
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise SpecError(f"a network specification must be text, got {type(text).__name__} {text!r}")
+    if not text.strip():
         raise SpecError("empty network specification; give a preset name "
                         f"({', '.join(PRESETS)}) or layers such as 'full 100; output'")
     layers: list[LayerSpec] = []
@@ -149,6 +151,9 @@ def parse(text: str) -> list[LayerSpec]:
 
 def resolve(net: str) -> tuple[str, list[LayerSpec]]:
     """A preset name or a specification → (canonical text, layers)."""
+    if not isinstance(net, str):
+        raise SpecError(f"a network must be text (a preset name or a specification), got {type(net).__name__} "
+                        f"{net!r}")
     key = net.strip().lower()
     if key in PRESETS:
         return PRESETS[key], parse(PRESETS[key])

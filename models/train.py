@@ -18,17 +18,16 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from .feedback import hinge_loss
+from .losses import default_mu, make_loss, supervisory
 from .network import Network
 from .rules import get_rule
 
-__all__ = ["RunConfig", "train", "build_network", "make_loss", "evaluate", "DivergenceError", "RunDirError"]
+__all__ = ["RunConfig", "CircuitConfig", "train", "build_network", "make_loss", "evaluate", "DivergenceError", "RunDirError"]
 
 
 class DivergenceError(RuntimeError):
@@ -37,6 +36,37 @@ class DivergenceError(RuntimeError):
 
 class RunDirError(RuntimeError):
     """The run directory cannot be used as asked (exists without --resume, or has nothing to resume)."""
+
+
+@dataclass
+class CircuitConfig:
+    """The scheduled engine's signals and the Appendix 1 circuits (SPEC §7; ``circuits.modules``).
+
+    Each field is a flag of ``sims/train.py``: ``--error-signal``, ``--readout``, ``--gate``, ``--circuit-M``,
+    ``--circuit-eps``, ``--circuit-cycles``, ``--circuit-order``, ``--circuit-margin``, ``--circuit-K``,
+    ``--on-range``, ``--audit-every``, ``--compare-every``; older ``config.json`` files hold them flat in
+    ``RunConfig`` under those names (``LEGACY_CIRCUIT_FIELDS``) and still load.
+    """
+
+    error_signal: str = "ideal"  # "ideal" (eq. 6) or "circuit" (the output error circuit's readout)
+    readout: str = "veto"  # circuit readout: "veto", "phase K", "window-mean"
+    gate: str = "ideal"  # "ideal" (σ') or "circuit" (the shutdown units), scheduled engine only
+    M: float = 10.0  # bound on |h_L| the output circuit accepts
+    eps: float = 0.1  # ε of σ_out
+    cycles: int | None = None  # None: the fewest the readout needs
+    order: str = "sequential"  # update order inside the circuit: "sequential" or "simultaneous"
+    margin: float = 0.0  # σ_ctl margin, fraction of ε
+    K: float = 100.0  # bound on |δ| the shutdown gate accepts
+    on_range: str = "report"  # out-of-range circuit inputs: "report", "error" or "clip"
+    audit_every: int = 0  # every N batches, run the Brian2 rate network on the batch and compare (0: never)
+    compare_every: int = 0  # order "paper": every N batches, measure the distance to gradient-order updates
+
+
+# flat RunConfig field of older config.json files (and CLI dest) -> CircuitConfig field
+LEGACY_CIRCUIT_FIELDS = {"error_signal": "error_signal", "readout": "readout", "gate": "gate", "circuit_M": "M",
+                         "circuit_eps": "eps", "circuit_cycles": "cycles", "circuit_order": "order",
+                         "circuit_margin": "margin", "circuit_K": "K", "on_range": "on_range",
+                         "audit_every": "audit_every", "compare_every": "compare_every"}
 
 
 @dataclass
@@ -56,27 +86,16 @@ class RunConfig:
     feedback_init: str = "random"
     slope: float = 0.5
     mu: float | None = None  # None: 1/(C-1)
-    kp_decay: float = 0.0  # weight decay of the KP peer rule (W and R alike)
+    kp_decay: float = 0.0  # weight decay λ of the KP peer rule (W and R alike); rule kp refuses 0
     train_subset: int | None = None
     val_size: int | None = None  # None: the data set's default (5000 for CIFAR and Fashion-MNIST)
     device: str = "cpu"
     dtype: str = "float32"
     eval_batch_size: int = 1000
-    # The timing scheduler and the circuits (models.schedule, circuits.modules; SPEC §6, §7)
+    # The timing scheduler (models.schedule; SPEC §6); its signals and circuits are in ``circuit``
     engine: str = "fast"  # "fast" (autograd) or "scheduled" (the event graph of Remark 1)
     order: str = "paper"  # scheduled engine: "paper" (send with just-updated R) or "gradient"
-    error_signal: str = "ideal"  # "ideal" (eq. 6) or "circuit" (the output error circuit's readout)
-    readout: str = "veto"  # circuit readout: "veto", "phase K", "window-mean"
-    gate: str = "ideal"  # "ideal" (σ') or "circuit" (the shutdown units), scheduled engine only
-    circuit_M: float = 10.0  # bound on |h_L| the output circuit accepts
-    circuit_eps: float = 0.1  # ε of σ_out
-    circuit_cycles: int | None = None  # None: the fewest the readout needs
-    circuit_order: str = "sequential"  # update order inside the circuit: "sequential" or "simultaneous"
-    circuit_margin: float = 0.0  # σ_ctl margin, fraction of ε
-    circuit_K: float = 100.0  # bound on |δ| the shutdown gate accepts
-    on_range: str = "report"  # out-of-range circuit inputs: "report", "error" or "clip"
-    audit_every: int = 0  # every N batches, run the Brian2 rate network on the batch and compare (0: never)
-    compare_every: int = 0  # order "paper": every N batches, measure the distance to gradient-order updates
+    circuit: CircuitConfig = field(default_factory=CircuitConfig)
 
     def validate(self) -> None:
         get_rule(self.rule)
@@ -88,22 +107,28 @@ class RunConfig:
             raise ValueError(f"the learning rate must be a positive number, got {self.lr}")
         if self.slope <= 0:
             raise ValueError(f"slope must be positive, got {self.slope}")
+        if get_rule(self.rule).decay and not self.kp_decay > 0:
+            raise ValueError(f"--rule kp needs --kp-decay > 0 (got {self.kp_decay}): with no decay KP is URFB under "
+                             "another name; pass the decay λ as --kp-decay (a positive number), or use --rule urfb")
         if self.mu is not None and not 0 < self.mu:
             raise ValueError(f"mu must be positive, got {self.mu}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        choices = {"engine": ("fast", "scheduled"), "order": ("paper", "gradient"),
-                   "error_signal": ("ideal", "circuit"), "gate": ("ideal", "circuit"),
-                   "on_range": ("report", "error", "clip")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
-                                 f"got {getattr(self, name)!r}")
-        if self.engine == "fast" and self.gate == "circuit":
+        c = self.circuit
+        choices = {"engine": (self.engine, ("fast", "scheduled")), "order": (self.order, ("paper", "gradient")),
+                   "error_signal": (c.error_signal, ("ideal", "circuit")), "gate": (c.gate, ("ideal", "circuit")),
+                   "on_range": (c.on_range, ("report", "error", "clip"))}
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.engine == "scheduled" and get_rule(self.rule).feedback == "D":
+            raise ValueError("--rule dfa needs --engine fast: DFA sends the output error to every layer directly, "
+                             "not down the top-down sequence of Remark 1 that the scheduled engine runs")
+        if self.engine == "fast" and c.gate == "circuit":
             raise ValueError("--gate circuit needs --engine scheduled (the fast engine gates with σ' in autograd)")
-        if self.engine == "fast" and self.audit_every:
+        if self.engine == "fast" and c.audit_every:
             raise ValueError("--audit-every needs --engine scheduled")
-        if self.error_signal == "circuit" and get_rule(self.rule).loss != "hinge":
+        if c.error_signal == "circuit" and get_rule(self.rule).loss != "hinge":
             raise ValueError(f"--error-signal circuit computes the hinge loss's error (eq. 6); rule {self.rule!r} "
                              "uses softmax cross-entropy: choose bp-h, frfb or urfb")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -111,11 +136,23 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        """A config from its ``asdict`` form; also reads older files, whose circuit fields were flat
+        (``circuit_M``, ``readout``, ``gate``, ... : ``LEGACY_CIRCUIT_FIELDS``)."""
+        d = dict(d)
+        circuit = d.pop("circuit", None)
+        circuit = dict(circuit) if isinstance(circuit, dict) else {}
+        for old, new in LEGACY_CIRCUIT_FIELDS.items():
+            if old in d:
+                value = d.pop(old)
+                if new in circuit and circuit[new] != value:
+                    raise ValueError(f"config gives {old}={value!r} and circuit.{new}={circuit[new]!r}")
+                circuit[new] = value
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
+        unknown |= {f"circuit.{k}" for k in set(circuit) - {f.name for f in fields(CircuitConfig)}}
         if unknown:
             raise ValueError(f"config has unknown fields {sorted(unknown)}")
-        return cls(**d)
+        return cls(**d, circuit=CircuitConfig(**circuit))
 
 
 def build_network(config: RunConfig, in_shape, num_classes: int) -> Network:
@@ -127,16 +164,15 @@ def build_network(config: RunConfig, in_shape, num_classes: int) -> Network:
 
 def make_circuits(config: RunConfig, mu: float):
     """The circuit modules a config asks for: (output error circuit or None, shutdown gate or None)."""
+    c = config.circuit
     out = gate = None
-    if config.error_signal == "circuit" or config.gate == "circuit":
+    if c.error_signal == "circuit" or c.gate == "circuit":
         from circuits.modules import OutputErrorCircuit, ShutdownGate  # circuits meet training only here
-        if config.error_signal == "circuit":
-            out = OutputErrorCircuit(M=config.circuit_M, S=1.0, mu=mu, eps=config.circuit_eps,
-                                     cycles=config.circuit_cycles, readout=config.readout,
-                                     order=config.circuit_order, margin=config.circuit_margin,
-                                     on_range=config.on_range)
-        if config.gate == "circuit":
-            gate = ShutdownGate(K=config.circuit_K, on_range=config.on_range)
+        if c.error_signal == "circuit":
+            out = OutputErrorCircuit(M=c.M, S=1.0, mu=mu, eps=c.eps, cycles=c.cycles, readout=c.readout,
+                                     order=c.order, margin=c.margin, on_range=c.on_range)
+        if c.gate == "circuit":
+            gate = ShutdownGate(K=c.K, on_range=c.on_range)
     return out, gate
 
 
@@ -146,26 +182,15 @@ def make_step(config: RunConfig, net: Network, mu: float):
     if config.engine == "fast":
         if circuit is None:
             return None
-        error_fn = lambda out, y, mu: circuit(out.detach(), _supervisory(y, out))  # noqa: E731
+        error_fn = lambda out, y, mu: circuit(out.detach(), supervisory(y, out))  # noqa: E731
         loss_fn = make_loss(config.rule, mu, error_fn)
         return lambda net, x, y, _loss, lr, decay: _fast_step(net, x, y, loss_fn, lr, decay)
     from .schedule import ScheduledEngine, brian2_audit
 
-    audit = brian2_audit(circuit) if (config.audit_every and circuit is not None) else None
+    c = config.circuit
+    audit = brian2_audit(circuit) if (c.audit_every and circuit is not None) else None
     return ScheduledEngine(net, order=config.order, error_signal=circuit, gate=gate, mu=mu,
-                           compare_every=config.compare_every, audit=audit, audit_every=config.audit_every)
-
-
-def _supervisory(y, out):
-    return torch.full_like(out, -1.0).scatter_(1, y.unsqueeze(1), 1.0)
-
-
-def make_loss(rule_name: str, mu: float, error_fn=None):
-    """Softmax cross-entropy for ``bp``; the hinge loss of eq. 4 (output error eq. 6 or ``error_fn``) otherwise."""
-    rule = get_rule(rule_name)
-    if rule.loss == "xent":
-        return lambda out, y: F.cross_entropy(out, y)
-    return lambda out, y: hinge_loss(out, y, mu, error_fn)
+                           compare_every=c.compare_every, audit=audit, audit_every=c.audit_every)
 
 
 @torch.no_grad()
@@ -241,7 +266,7 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
         dataset = load(config.data, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed,
                        train_subset=config.train_subset)
     num_classes = len(dataset.classes)
-    mu = config.mu if config.mu is not None else 1.0 / (num_classes - 1)
+    mu = config.mu if config.mu is not None else default_mu(num_classes)
     device = torch.device(config.device)
     dtype = getattr(torch, config.dtype)
     net = network if network is not None else build_network(config, dataset.x_train.shape[1:], num_classes)

@@ -29,20 +29,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.train import RunConfig, train  # noqa: E402
+from models.train import CircuitConfig, RunConfig, train  # noqa: E402
 
 
-def variants(phase: int) -> dict[str, dict]:
+def variants(phase: int) -> dict[str, tuple[dict, dict]]:
+    """name -> (RunConfig fields, CircuitConfig fields) of each variant."""
     circuit = dict(error_signal="circuit", gate="circuit")
     return {
-        "ideal, gradient order": dict(order="gradient"),
-        "ideal, paper order": dict(order="paper", compare_every=10),
-        "circuit veto": dict(order="paper", readout="veto", audit_every=25, **circuit),
-        f"circuit phase {phase} (odd)": dict(order="paper", readout=f"phase {phase}", circuit_cycles=phase,
-                                             **circuit),
-        f"circuit phase {phase + 1} (even)": dict(order="paper", readout=f"phase {phase + 1}",
-                                                  circuit_cycles=phase + 1, **circuit),
-        "circuit window-mean": dict(order="paper", readout="window-mean", **circuit),
+        "ideal, gradient order": (dict(order="gradient"), {}),
+        "ideal, paper order": (dict(order="paper"), dict(compare_every=10)),
+        "circuit veto": (dict(order="paper"), dict(readout="veto", audit_every=25, **circuit)),
+        f"circuit phase {phase} (odd)": (dict(order="paper"), dict(readout=f"phase {phase}", cycles=phase, **circuit)),
+        f"circuit phase {phase + 1} (even)": (dict(order="paper"),
+                                              dict(readout=f"phase {phase + 1}", cycles=phase + 1, **circuit)),
+        "circuit window-mean": (dict(order="paper"), dict(readout="window-mean", **circuit)),
     }
 
 
@@ -71,11 +71,11 @@ def main():
         p.error("--phase must be odd (the even parity is run as phase+1)")
     base = RunConfig(net=args.net, rule=args.rule, data=args.data, data_dir=args.data_dir, epochs=args.epochs,
                      seed=args.seed, train_subset=args.train_subset, engine="scheduled",
-                     circuit_M=args.circuit_M, circuit_K=args.circuit_K, circuit_eps=args.circuit_eps)
+                     circuit=CircuitConfig(M=args.circuit_M, K=args.circuit_K, eps=args.circuit_eps))
     results = {}
     out = Path(args.out)
-    for name, kw in variants(args.phase).items():
-        cfg = replace(base, **kw)
+    for name, (kw, circuit_kw) in variants(args.phase).items():
+        cfg = replace(base, **kw, circuit=replace(base.circuit, **circuit_kw))
         run_dir = out / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
         resume = (run_dir / "checkpoint.pt").exists()
         t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Train a network of Amit (2019), §3–§4, with BP, BP-H, FRFB or URFB.
+"""Train a network of Amit (2019), §3–§4, with BP, BP-H, FRFB or URFB (or a peer rule: KP, sign, DFA).
 
 Networks are given by preset name (simpnet, deepnet, deepernet, deepnet_s) or in the paper's own notation,
 e.g. ``--net "conv 32 5x5; maxpool 3; drop .8; full 500; drop .3; output"``. Defaults are the paper's:
@@ -26,13 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from models.train import RunConfig, RunDirError, DivergenceError, load_config, train  # noqa: E402
+from models.train import (LEGACY_CIRCUIT_FIELDS, CircuitConfig, DivergenceError, RunConfig, RunDirError,  # noqa: E402
+                          load_config, train)
 from models.data import DATASETS  # noqa: E402
 from models.rules import RULES  # noqa: E402
 
 
 def parse_args(argv=None):
     d = RunConfig()
+    c = d.circuit
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--net", default=d.net, help="preset name or a specification in the paper's notation")
@@ -51,7 +53,8 @@ def parse_args(argv=None):
                    help="R drawn independently, or R = Wᵀ (the Zipser–Rumelhart control)")
     p.add_argument("--slope", type=float, default=d.slope, help="a of σ(h) = clip(a·h, -1, 1)")
     p.add_argument("--mu", type=float, default=None, help="off-class weight of the hinge loss [1/(C-1)]")
-    p.add_argument("--kp-decay", type=float, default=d.kp_decay, help="weight decay of the kp rule")
+    p.add_argument("--kp-decay", type=float, default=d.kp_decay,
+                   help="weight decay λ of the kp rule (required: kp with λ = 0 is urfb)")
     p.add_argument("--train-subset", type=int, default=None, help="train on N examples only")
     p.add_argument("--val-size", type=int, default=None, help="validation hold-out [data set's default]")
     p.add_argument("--device", default=d.device, help="cpu, cuda or cuda:N")
@@ -61,19 +64,19 @@ def parse_args(argv=None):
     g.add_argument("--engine", default=d.engine, help="fast (autograd) or scheduled (the event graph of §6)")
     g.add_argument("--order", default=d.order,
                    help="scheduled engine: paper (send with the just-updated R, Fig. 15) or gradient")
-    g.add_argument("--error-signal", default=d.error_signal, help="ideal (eq. 6) or circuit (Fig. 14)")
-    g.add_argument("--readout", default=d.readout, help="circuit readout: veto, 'phase K', window-mean")
-    g.add_argument("--gate", default=d.gate, help="ideal (σ') or circuit (shutdown units, Fig. 15)")
-    g.add_argument("--circuit-M", type=float, default=d.circuit_M, help="bound M on |h_L| of the output circuit")
-    g.add_argument("--circuit-eps", type=float, default=d.circuit_eps, help="ε of σ_out")
+    g.add_argument("--error-signal", default=c.error_signal, help="ideal (eq. 6) or circuit (Fig. 14)")
+    g.add_argument("--readout", default=c.readout, help="circuit readout: veto, 'phase K', window-mean")
+    g.add_argument("--gate", default=c.gate, help="ideal (σ') or circuit (shutdown units, Fig. 15)")
+    g.add_argument("--circuit-M", type=float, default=c.M, help="bound M on |h_L| of the output circuit")
+    g.add_argument("--circuit-eps", type=float, default=c.eps, help="ε of σ_out")
     g.add_argument("--circuit-cycles", type=int, default=None, help="cycles of the map [the readout's minimum]")
-    g.add_argument("--circuit-order", default=d.circuit_order, help="sequential (paper) or simultaneous")
-    g.add_argument("--circuit-margin", type=float, default=d.circuit_margin, help="σ_ctl margin, fraction of ε")
-    g.add_argument("--circuit-K", type=float, default=d.circuit_K, help="bound K on |δ| of the shutdown gate")
-    g.add_argument("--on-range", default=d.on_range, help="out-of-range circuit inputs: report, error, clip")
-    g.add_argument("--audit-every", type=int, default=d.audit_every,
+    g.add_argument("--circuit-order", default=c.order, help="sequential (paper) or simultaneous")
+    g.add_argument("--circuit-margin", type=float, default=c.margin, help="σ_ctl margin, fraction of ε")
+    g.add_argument("--circuit-K", type=float, default=c.K, help="bound K on |δ| of the shutdown gate")
+    g.add_argument("--on-range", default=c.on_range, help="out-of-range circuit inputs: report, error, clip")
+    g.add_argument("--audit-every", type=int, default=c.audit_every,
                    help="every N batches, check the circuit module against the Brian2 rate network")
-    g.add_argument("--compare-every", type=int, default=d.compare_every,
+    g.add_argument("--compare-every", type=int, default=c.compare_every,
                    help="order paper: every N batches, measure the distance to the gradient-order update")
     p.add_argument("--out", default=None, help="run directory [runs/<net>-<rule>-<data>-<time>]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -93,9 +96,10 @@ def main(argv=None) -> int:
         config = load_config(args.out)
         config.epochs = args.epochs  # the only setting a resumed run may change: train further
     else:
+        circuit = CircuitConfig(**{new: getattr(args, old) for old, new in LEGACY_CIRCUIT_FIELDS.items()})
         config = RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)
-                              if f.name not in ("mask_output", "eval_batch_size")},
-                           mask_output=not args.no_mask_output)
+                              if f.name not in ("mask_output", "eval_batch_size", "circuit")},
+                           mask_output=not args.no_mask_output, circuit=circuit)
     out = args.out
     if out is None:
         name = config.net if " " not in config.net else "custom"

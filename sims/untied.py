@@ -32,7 +32,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from models.data import load  # noqa: E402
-from models.local import Local, filter_similarity, untie_protocol, untied_spec  # noqa: E402
+from models.local import Local, filter_similarity, untied_spec  # noqa: E402
+from models.protocol import untie_protocol  # noqa: E402
 from models.train import RunConfig, build_network, train  # noqa: E402
 
 FIG = ROOT / "docs" / "figures"

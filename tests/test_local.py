@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.feedback import hinge_loss
+from models.losses import hinge_loss
 from models.layers import Conv
-from models.local import (Local, filter_similarity, fold_patches, in_grid, local, patches, untie,
-                          untie_protocol, untied_spec)
+from models.local import Local, filter_similarity, fold_patches, in_grid, local, patches, untied_spec
+from models.protocol import untie, untie_protocol
 from models.network import Network
 from models.rules import get_rule
 
@@ -271,3 +271,19 @@ def test_filter_similarity_leaves_out_constant_filters():
     cross = [float(z[p, c] @ z[q, d]) for c in range(3) for d in range(3) for p in range(9) for q in range(9)
              if p != q and c != d and not (c == 1 and p == 4) and not (d == 1 and q == 4)]
     assert s["shuffled"] == pytest.approx(sum(cross) / len(cross))
+
+
+@pytest.mark.parametrize("k, c_in, c_out, hw", [(3, 3, 4, (6, 6)), (5, 2, 8, (7, 5)), (2, 4, 3, (4, 4))])
+def test_initial_weight_range_is_glorot_of_the_conv_fans(k, c_in, c_out, hw):
+    """SPEC §1/§4: U[-b, b], b = sqrt(6 / (k²·C_in + k²·C_out)), the same law as the tied conv (the grid size
+    plays no part), for W and the independently drawn R; out-of-grid entries are 0."""
+    m = Local(c_in, c_out, k, hw, generator=torch.Generator().manual_seed(0), dtype=D)
+    b = (6 / (k * k * c_in + k * k * c_out)) ** 0.5
+    inside = in_grid(hw, c_in, k).expand_as(m.W)
+    for t in (m.W.detach(), m.R):
+        v = t[inside]
+        assert float(v.abs().max()) <= b
+        assert float(v.abs().max()) > 0.97 * b  # thousands of draws reach the edge of U[-b, b]
+        assert float(v.abs().mean()) == pytest.approx(b / 2, rel=0.06)  # E|U[-b, b]| = b/2
+        assert torch.all(t[~inside] == 0)
+    assert abs(float(torch.corrcoef(torch.stack([m.W.detach()[inside], m.R[inside]]))[0, 1])) < 0.1

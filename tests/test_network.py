@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.feedback import hinge_loss
+from models.losses import hinge_loss
 from models.layers import MaxPool
 from models.network import Network
 from models.spec import PRESETS, SpecError, parse, resolve
+from handcalc import eq6, full_chain_step, saturate, sigma_prime
 
 SMALL = "conv 4 3x3; conv 4 3x3; sum; maxpool 3; drop .3; conv 3 2x2; full 12; drop .2; output"
 
@@ -195,3 +196,98 @@ def test_sign_symmetry_feeds_back_sign_of_W():
     W = net.weight_layers()["output"].W.detach().flatten()
     ref = torch.corrcoef(torch.stack([W, torch.sign(W)]))[0, 1]
     assert al == pytest.approx(float(ref))
+
+
+def _full_chain(rule, share=None, seed=0):
+    """``full 16; full 8; output`` on 4×4 inputs in float64, with (optionally) a share of saturated units."""
+    net = Network("full 16; full 8; output", (1, 4, 4), 5, rule=rule, seed=seed, dtype=torch.float64)
+    x, y = _batch((1, 4, 4), n=12, classes=5, seed=seed + 7)
+    x = x.double()
+    if share is not None:
+        shares = saturate(net, x, share)
+        assert all(0.2 <= v <= 0.8 for v in shares.values()), shares
+    return net, x, y
+
+
+def _one_fast_step(net, x, y, mu=0.25, lr=0.1, decay=0.0):
+    before = [m.W.detach().clone() for m in net.weight_layers().values()]
+    hinge_loss(net(x), y, mu).backward()
+    net.apply_update(lr, decay)
+    return [m.W.detach() - b for m, b in zip(net.weight_layers().values(), before)]
+
+
+FEEDBACK = {"bp-h": lambda m: m.W.detach(), "frfb": lambda m: m.R, "urfb": lambda m: m.R,
+            "sign": lambda m: torch.sign(m.W.detach())}
+
+
+@pytest.mark.parametrize("rule", ["bp-h", "frfb", "urfb", "sign"])
+def test_one_step_is_eq2_by_hand_with_saturated_units(rule):
+    """δ_l = σ'(h_l) ⊙ (B_{l+1} δ_{l+1}) with σ' = 0 on saturated units (eq. 2, eq. 3) and ΔW = η δ xᵀ,
+    on a network where 40% of every hidden layer's units are saturated."""
+    net, x, y = _full_chain(rule, share=0.4)
+    layers = list(net.weight_layers().values())
+    Ws = [m.W.detach().clone() for m in layers]
+    Bs = [FEEDBACK[rule](m).clone() for m in layers]
+    want, deltas, _ = full_chain_step(Ws, x, y, mu=0.25, lr=0.1, a=0.5, feedback=lambda l, W: Bs[l])
+    assert all(float((d == 0).double().mean()) >= 0.2 for d in deltas[:-1])  # the gate shut units off
+    got = _one_fast_step(net, x, y)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-13)
+
+
+def test_sign_symmetry_sends_delta_down_through_sign_of_W():
+    """Sign-symmetry (SPEC §2 peer): B = sign(W)ᵀ in dense and conv layers; R plays no part."""
+    net, x, y = _full_chain("sign", share=0.3)
+    with torch.no_grad():
+        for m in net.weight_layers().values():
+            m.R.normal_()  # R is not the feedback: scrambling it changes nothing
+    Ws = [m.W.detach().clone() for m in net.weight_layers().values()]
+    want, _, _ = full_chain_step(Ws, x, y, mu=0.25, lr=0.1, a=0.5, feedback=lambda l, W: torch.sign(W))
+    for g, w in zip(_one_fast_step(net, x, y), want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-13)
+    # conv: the signal reaching conv1 is the transposed convolution of conv2's δ with kernel sign(W2)
+    net = Network("conv 3 3x3; conv 2 3x3; output", (2, 5, 5), 4, rule="sign", seed=1, dtype=torch.float64)
+    xc, yc = _batch((2, 5, 5), n=3, classes=4, seed=2)
+    xc = xc.double()
+    c1, c2, out = net.weight_layers().values()
+    h1 = F.conv2d(xc, c1.W.detach(), padding=1)
+    x1 = torch.clamp(0.5 * h1, -1, 1)
+    h2 = F.conv2d(x1, c2.W.detach(), padding=1)
+    x2 = torch.clamp(0.5 * h2, -1, 1)
+    d_out = eq6(x2.flatten(1) @ out.W.detach().t(), yc, 0.25)
+    d2 = sigma_prime(h2, 0.5) * (d_out @ torch.sign(out.W.detach())).view_as(h2)
+    d1 = sigma_prime(h1, 0.5) * torch.nn.grad.conv2d_input(x1.shape, torch.sign(c2.W.detach()), d2, padding=1)
+    want1 = 0.1 / 3 * torch.nn.grad.conv2d_weight(xc, c1.W.shape, d1, padding=1)
+    got = _one_fast_step(net, xc, yc)
+    torch.testing.assert_close(got[0], want1, rtol=0, atol=1e-13)
+
+
+def test_kp_decay_shrinks_W_and_R_by_the_same_factor_as_a_hand_step():
+    """KP (SPEC §2 peer): URFB's increment plus equal weight decay, W ← (1 − ηλ)W + ΔW, R ← (1 − ηλ)R + ΔW,
+    so R − W shrinks by exactly (1 − ηλ) per step."""
+    lr, lam = 0.1, 0.5
+    kp, x, y = _full_chain("kp")
+    urfb = copy.deepcopy(kp)
+    urfb.set_rule("urfb")
+    W0 = [m.W.detach().clone() for m in kp.weight_layers().values()]
+    R0 = [m.R.clone() for m in kp.weight_layers().values()]
+    hebb = _one_fast_step(urfb, x, y, lr=lr)  # ΔW = η δ xᵀ from the same state
+    _one_fast_step(kp, x, y, lr=lr, decay=lam)
+    for m, w0, r0, d in zip(kp.weight_layers().values(), W0, R0, hebb):
+        torch.testing.assert_close(m.W.detach(), (1 - lr * lam) * w0 + d, rtol=0, atol=1e-14)
+        torch.testing.assert_close(m.R, (1 - lr * lam) * r0 + d, rtol=0, atol=1e-14)
+    for _ in range(3):
+        _one_fast_step(kp, x, y, lr=lr, decay=lam)
+    for m, w0, r0 in zip(kp.weight_layers().values(), W0, R0):
+        torch.testing.assert_close(m.R - m.W.detach(), (1 - lr * lam) ** 4 * (r0 - w0), rtol=0, atol=1e-13)
+
+
+def test_kp_without_decay_is_refused():
+    """``kp`` with decay 0 would be URFB under another name."""
+    from models.train import RunConfig
+
+    with pytest.raises(ValueError, match=r"--rule kp needs --kp-decay > 0"):
+        RunConfig(rule="kp", kp_decay=0.0).validate()
+    net, x, y = _full_chain("kp")
+    with pytest.raises(ValueError, match=r"rule kp needs a weight decay > 0"):
+        _one_fast_step(net, x, y, decay=0.0)

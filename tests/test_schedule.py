@@ -9,7 +9,8 @@ import torch
 from models.network import Network
 from models.schedule import Event, ScheduledEngine, SequencingError, build_schedule, check_order
 from models.spec import PRESETS
-from models.train import RunConfig, _fast_step, make_loss, train
+from models.train import CircuitConfig, RunConfig, _fast_step, make_loss, train
+from handcalc import saturate
 from test_train import strip, tiny_dataset
 
 NET = "conv 4 3x3; conv 4 3x3; sum; maxpool 3; drop .3; conv 3 2x2; full 12; drop .2; output"
@@ -40,6 +41,47 @@ def test_gradient_order_equals_autograd_fast_engine(rule):
     engine = ScheduledEngine(b, order="gradient", mu=0.25)
     wa = _run(a, _fast_step, rule, _batches())
     wb = _run(b, engine, rule, _batches())
+    for (Wa, Ra), (Wb, Rb) in zip(wa, wb):
+        torch.testing.assert_close(Wa, Wb, rtol=0, atol=1e-12)
+        torch.testing.assert_close(Ra, Rb, rtol=0, atol=1e-12)
+
+
+def _saturated_pair(rule, batches, share=0.4):
+    """A network in which about ``share`` of every hidden layer's units are saturated on the first batch
+    (so the gate of eq. 3 shuts many of them off), and a copy of it."""
+    a = Network(NET, (1, 8, 8), 5, rule=rule, seed=0, dtype=torch.float64)
+    shares = saturate(a, batches[0][0], share)
+    assert all(v >= 0.2 for v in shares.values()), shares  # the gate really has work to do
+    assert all(v <= 0.8 for v in shares.values()), shares  # and some feedback still passes
+    return a, copy.deepcopy(a)
+
+
+@pytest.mark.parametrize("rule", ["bp", "bp-h", "frfb", "urfb", "sign"])
+def test_gradient_order_equals_fast_engine_with_saturated_units(rule):
+    """SPEC §6 equivalence where eq. 3 matters: ≥ 20% of every hidden layer's units saturated."""
+    batches = _batches()
+    a, b = _saturated_pair(rule, batches)
+    wa = _run(a, _fast_step, rule, batches)
+    wb = _run(b, ScheduledEngine(b, order="gradient", mu=0.25), rule, batches)
+    for (Wa, Ra), (Wb, Rb) in zip(wa, wb):
+        torch.testing.assert_close(Wa, Wb, rtol=0, atol=1e-12)
+        torch.testing.assert_close(Ra, Rb, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["paper", "gradient"])
+def test_circuit_gate_equals_ideal_gate_with_saturated_units(order):
+    """SPEC §7.2: the shutdown circuit computes eq. 3 (δ̃ = 0 where |x| = 1) for |δ| < K, here where it
+    shuts off a large share of the units."""
+    from circuits.modules import ShutdownGate
+
+    batches = _batches()
+    a, b = _saturated_pair("urfb", batches)
+    gate = ShutdownGate(K=1e3)
+    gated = []
+    gate.register_forward_hook(lambda mod, inp, out: gated.append(mod.last_info["n_gated"] / mod.last_info["n"]))
+    wa = _run(a, ScheduledEngine(a, order=order, mu=0.25), "urfb", batches)
+    wb = _run(b, ScheduledEngine(b, order=order, mu=0.25, gate=gate), "urfb", batches)
+    assert min(gated[:4]) >= 0.2  # the first batch: every hidden layer has ≥ 20% of its units shut off
     for (Wa, Ra), (Wb, Rb) in zip(wa, wb):
         torch.testing.assert_close(Wa, Wb, rtol=0, atol=1e-12)
         torch.testing.assert_close(Ra, Rb, rtol=0, atol=1e-12)
@@ -104,38 +146,95 @@ def _misordered(engine, move, before):
     return events
 
 
-def test_misordered_schedule_is_rejected_with_a_sequencing_error():
-    net = Network(NET, (1, 8, 8), 5, rule="urfb", seed=0, dtype=torch.float64)
+def _bad_schedules(net):
     names = net.names
     base = ScheduledEngine(net, order="paper")
-    out, full = len(names) - 1, names.index("full1")
-    drop2 = names.index("drop2")
-    # replace x of drop2 (the output layer's input) before the output layer's update has read it
     grad = ScheduledEngine(net, order="gradient")  # here send precedes update, so δ can arrive first
-    bad = _misordered(grad, Event("replace", drop2), Event("update", out))
-    engine = ScheduledEngine(net, order="gradient", schedule=bad)
-    with pytest.raises(SequencingError, match=r"update of layer output reads the activity x of layer drop2"):
-        _run(net, engine, "urfb", _batches(1))
-    # replace x of drop2 before the output layer has sent its signal down
-    bad = _misordered(base, Event("replace", drop2), Event("send", out))
-    with pytest.raises(SequencingError, match=r"layer drop2 has 0 of its 1 feedback signals"):
-        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
-    # update full1 before its δ exists
-    bad = _misordered(base, Event("update", full), Event("error", out))
-    with pytest.raises(SequencingError, match=r"update of layer full1 needs the feedback δ of layer full1"):
-        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
-    # skip the gate of full1 (its shutdown units never read x)
-    bad = [e for e in base.events if e != Event("gate", full)]
-    with pytest.raises(SequencingError, match=r"shutdown units of layer full1 have not read x"):
-        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
-    # skip the first layer's update entirely
-    bad = [e for e in base.events if e != Event("update", 0)]
-    with pytest.raises(SequencingError, match="update of layer conv1 is skipped"):
-        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
-    # run an event twice
-    bad = base.events + [Event("update", 0)]
+    out, full, drop2 = len(names) - 1, names.index("full1"), names.index("drop2")
+    return [
+        # replace x of drop2 (the output layer's input) before the output layer's update has read it
+        ("gradient", _misordered(grad, Event("replace", drop2), Event("update", out)),
+         r"replace of layer drop2 is scheduled before update of layer output, but update of layer output reads "
+         r"the activity x of layer drop2 before its feedback δ replaces it"),
+        # replace x of drop2 before the output layer has sent its signal down
+        ("paper", _misordered(base, Event("replace", drop2), Event("send", out)),
+         r"the feedback δ of layer drop2 needs the signal sent down by layer output"),
+        # update full1 before its δ exists
+        ("paper", _misordered(base, Event("update", full), Event("error", out)),
+         r"update of layer full1 is scheduled before replace of layer full1, but update of layer full1 needs the "
+         r"feedback δ of layer full1"),
+        # the forward pass of full1 after the output error
+        ("paper", _misordered(base, Event("error", out), Event("forward", full)),
+         r"error of layer output is scheduled before forward of layer output"),
+        # skip the gate of full1 (its shutdown units never read x)
+        ("paper", [e for e in base.events if e != Event("gate", full)],
+         r"step gate of layer full1 is skipped, but the shutdown units of layer full1 read x before"),
+        # skip the first layer's update entirely
+        ("paper", [e for e in base.events if e != Event("update", 0)], "step update of layer conv1 is skipped"),
+        # run an event twice
+        ("paper", list(base.events) + [Event("update", 0)], "update of layer conv1 runs twice"),
+        # an event of another network
+        ("paper", list(base.events) + [Event("update", 99)], "not an event of this network's graph"),
+    ]
+
+
+def test_misordered_schedule_is_rejected_before_anything_runs():
+    """SPEC §6: a schedule that breaks Remark 1's order raises SequencingError naming the step and the
+    constraint, when it is given, so that W and R are untouched."""
+    net = Network(NET, (1, 8, 8), 5, rule="urfb", seed=0, dtype=torch.float64)
+    before = _weights(net)
+    for order, bad, message in _bad_schedules(net):
+        with pytest.raises(SequencingError, match=message):
+            ScheduledEngine(net, order=order, schedule=bad)
+        engine = ScheduledEngine(net, order=order, mu=0.25)
+        with pytest.raises(SequencingError, match=message):
+            engine.events = bad  # replacing the schedule of a working engine is checked the same way
+        for (W0, R0), (W1, R1) in zip(before, _weights(net)):
+            assert torch.equal(W0, W1) and torch.equal(R0, R1)
+    _run(net, engine, "urfb", _batches(1))  # the engine still runs its own valid order
+    assert not torch.equal(before[0][0], _weights(net)[0][0])
+
+
+def test_layer_state_refuses_out_of_order_access():
+    """The second line behind the schedule check: a layer's state holds x, then δ, and says which is missing."""
+    from models.schedule import LayerState
+
+    st = LayerState("full1", None, expected_signals=1, gated=True)
+    with pytest.raises(SequencingError, match="reads the activity x of layer full1 before its forward pass"):
+        st.read_x("update of layer output")
+    st.set_x(torch.zeros(2), "forward of layer full1")
     with pytest.raises(SequencingError, match="runs twice"):
-        _run(net, ScheduledEngine(net, order="paper", schedule=bad), "urfb", _batches(1))
+        st.set_x(torch.zeros(2), "forward of layer full1")
+    with pytest.raises(SequencingError, match="needs the feedback δ of layer full1, which does not exist yet"):
+        st.read_delta("send of layer full1")
+    with pytest.raises(SequencingError, match="has 0 of its 1 feedback signals"):
+        st.signal("replace of layer full1")
+    st.add_signal(torch.ones(2), "send of layer output")
+    with pytest.raises(SequencingError, match="shutdown units of layer full1 have not read x"):
+        st.signal("replace of layer full1")
+    st.control = st.read_x("gate of layer full1")
+    st.replace(st.signal("replace of layer full1"), "replace of layer full1")
+    with pytest.raises(SequencingError, match="already replaced by its feedback δ"):
+        st.read_x("update of layer output")
+
+
+def test_forward_events_run_the_layers_own_forward():
+    """The scheduled engine's forward events call each layer's forward: h_L equals Network.forward's
+    (dropout included, from the same RNG state), and a schedule without forward events is refused."""
+    net = Network(NET, (1, 8, 8), 5, rule="urfb", seed=0, dtype=torch.float64)
+    x, y = _batches(1)[0]
+    torch.manual_seed(4)
+    want = net(x).detach()
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, k=k: calls.append(k)) for k, m in enumerate(net.layers)]
+    torch.manual_seed(4)
+    _, h = ScheduledEngine(net, order="paper", mu=0.25)(net, x, y, make_loss("urfb", 0.25), 0.1, 0.0)
+    for hk in hooks:
+        hk.remove()
+    assert calls == list(range(len(net.layers)))
+    assert torch.equal(h, want)
+    with pytest.raises(SequencingError, match="step forward of layer output is skipped"):
+        ScheduledEngine(net, schedule=[e for e in ScheduledEngine(net).events if e.kind != "forward"])
 
 
 def test_paper_order_differs_from_gradient_by_order_eta():
@@ -163,8 +262,8 @@ def test_circuit_signals_train_identically_to_ideal_signals():
     base = dict(net=NET, rule="urfb", epochs=3, batch_size=20, seed=0, engine="scheduled", order="paper",
                 dtype="float64")
     ideal = train(RunConfig(**base), dataset=ds)
-    circ = train(RunConfig(**base, error_signal="circuit", gate="circuit", readout="veto", circuit_M=50.0,
-                           circuit_K=1000.0), dataset=ds)
+    circ = train(RunConfig(**base, circuit=CircuitConfig(error_signal="circuit", gate="circuit", readout="veto",
+                                                         M=50.0, K=1000.0)), dataset=ds)
     assert strip(ideal) == strip(circ) or all(
         a[k] == pytest.approx(b[k], abs=1e-12) for a, b in zip(ideal, circ)
         for k in ("train_loss", "train_error", "val_error", "test_error"))
@@ -199,7 +298,7 @@ def test_out_of_range_outputs_are_counted():
     ds = tiny_dataset(n=40, classes=4)
     with pytest.warns(CircuitRangeWarning, match=r"\|h\| ≥ M = 1.5"):
         rows = train(RunConfig(net="full 16; output", rule="urfb", epochs=2, batch_size=20, lr=5.0, seed=0,
-                               engine="scheduled", error_signal="circuit", circuit_M=1.5), dataset=ds)
+                               engine="scheduled", circuit=CircuitConfig(error_signal="circuit", M=1.5)), dataset=ds)
     assert sum(r["range_violations"]["output_M"] for r in rows) > 0
 
 
@@ -207,7 +306,7 @@ def test_out_of_range_outputs_are_counted():
 def test_brian2_audit_reports_no_mismatch(brian):
     ds = tiny_dataset(n=40, classes=4)
     rows = train(RunConfig(net="full 16; output", rule="urfb", epochs=2, batch_size=20, seed=0,
-                           engine="scheduled", error_signal="circuit", audit_every=1, circuit_M=20.0),
+                           engine="scheduled", circuit=CircuitConfig(error_signal="circuit", audit_every=1, M=20.0)),
                  dataset=ds)
     for r in rows:
         assert r["audit"]["batches"] == 2 and r["audit"]["mismatches"] == 0
@@ -215,7 +314,7 @@ def test_brian2_audit_reports_no_mismatch(brian):
 
 def test_config_rejects_circuit_gate_on_fast_engine():
     with pytest.raises(ValueError, match="--gate circuit needs --engine scheduled"):
-        RunConfig(gate="circuit").validate()
+        RunConfig(circuit=CircuitConfig(gate="circuit")).validate()
     with pytest.raises(ValueError, match="--order must be one of"):
         RunConfig(order="random").validate()
 

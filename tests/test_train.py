@@ -126,6 +126,8 @@ def test_training_lowers_the_error_under_every_rule():
     ["--data", "mnist"],
     ["--data", "fashion-mnist", "--data-dir", "no-such-folder"],
     ["--lr", "-1"],
+    ["--rule", "kp"],  # kp with the default decay 0 would be URFB under another name
+    ["--rule", "dfa", "--engine", "scheduled"],
 ])
 def test_cli_bad_input_is_one_line_and_nonzero(bad, tmp_path):
     p = subprocess.run([sys.executable, str(ROOT / "sims" / "train.py"), "--out", str(tmp_path / "r"),
@@ -148,6 +150,17 @@ def test_cli_corrupt_idx_file(tmp_path):
     assert p.returncode == 2 and p.stderr.startswith("error: ") and "idx" in p.stderr.lower(), p.stderr
 
 
+def test_cli_trains_with_rule_dfa_and_kp(tmp_path):
+    for extra in (["--rule", "dfa"], ["--rule", "kp", "--kp-decay", "0.01"]):
+        out = tmp_path / extra[1]
+        p = subprocess.run([sys.executable, str(ROOT / "sims" / "train.py"), "--data", "digits", "--net", "full 16; output",
+                            "--epochs", "1", "--batch-size", "50", "--train-subset", "300", "--out", str(out),
+                            "--threads", "1", *extra], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert json.loads((out / "config.json").read_text())["rule"] == extra[1]
+        assert len(read_metrics(out)) == 1
+
+
 @pytest.mark.slow
 def test_cli_digits_end_to_end_and_resume(tmp_path):
     run = [sys.executable, str(ROOT / "sims" / "train.py"), "--data", "digits", "--net",
@@ -160,3 +173,63 @@ def test_cli_digits_end_to_end_and_resume(tmp_path):
     rows = read_metrics(tmp_path / "r")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[-1]["test_error"] < 0.9
+
+
+@pytest.mark.parametrize("engine", ["fast", "scheduled"])
+@pytest.mark.parametrize("classes", [10, 3])
+def test_default_mu_is_one_over_C_minus_1_in_loss_and_output_error(classes, engine):
+    """SPEC §3: with ``mu`` unset, the hinge loss (eq. 4) and its output error (eq. 6) use μ = 1/(C−1),
+    C the number of classes of the data. One batch through a single linear layer: the reported training
+    loss is eq. 4 at the initial weights, the update is η/B Σ δ xᵀ with δ of eq. 6, and the reported
+    validation loss is eq. 4 at the updated weights."""
+    from handcalc import eq4, eq6
+    from models.network import Network
+
+    mu = 1.0 / (classes - 1)
+    ds = tiny_dataset(n=30, classes=classes, shape=(1, 3, 3), seed=classes)
+    net = Network("output", (1, 3, 3), classes, rule="urfb", seed=0, dtype=torch.float64)
+    W0 = net.layers[0].W.detach().clone()
+    x = torch.as_tensor(ds.x_train, dtype=torch.float64).flatten(1)
+    y = torch.as_tensor(ds.y_train)
+    out0 = x @ W0.t()
+    assert (eq6(out0, y, mu) != eq6(out0, y, 0.5 if classes == 10 else 1 / 9)).any()  # μ is visible here
+    rows = train(cfg(net="output", epochs=1, batch_size=len(y), dtype="float64", engine=engine), network=net,
+                 dataset=ds)
+    assert rows[0]["train_loss"] == pytest.approx(eq4(out0, y, mu), rel=1e-12)
+    torch.testing.assert_close(net.layers[0].W.detach() - W0, 0.1 / len(y) * eq6(out0, y, mu).t() @ x,
+                               rtol=0, atol=1e-14)
+    xv = torch.as_tensor(ds.x_val, dtype=torch.float64).flatten(1)
+    out_v = xv @ net.layers[0].W.detach().t()
+    assert rows[0]["val_loss"] == pytest.approx(eq4(out_v, torch.as_tensor(ds.y_val), mu), rel=1e-12)
+
+
+OLD_STYLE = {  # a config.json written before the circuit fields were grouped (flat, as the old RunConfig)
+    "net": NET, "rule": "urfb", "data": "tiny", "data_dir": None, "epochs": 2, "batch_size": 32, "lr": 0.1,
+    "seed": 0, "connectivity": 1.0, "mask_output": True, "feedback_init": "random", "slope": 0.5, "mu": None,
+    "kp_decay": 0.0, "train_subset": None, "val_size": None, "device": "cpu", "dtype": "float32",
+    "eval_batch_size": 1000, "engine": "scheduled", "order": "paper", "error_signal": "circuit",
+    "readout": "veto", "gate": "circuit", "circuit_M": 50.0, "circuit_eps": 0.2, "circuit_cycles": 4,
+    "circuit_order": "sequential", "circuit_margin": 0.25, "circuit_K": 1000.0, "on_range": "error",
+    "audit_every": 0, "compare_every": 0}
+
+
+def test_old_flat_config_loads_into_the_grouped_circuit_fields_and_resumes(tmp_path):
+    from models.train import CircuitConfig, load_config
+
+    c = RunConfig.from_dict(OLD_STYLE)
+    assert c.circuit == CircuitConfig(error_signal="circuit", readout="veto", gate="circuit", M=50.0, eps=0.2,
+                                      cycles=4, order="sequential", margin=0.25, K=1000.0, on_range="error")
+    assert c.engine == "scheduled" and c.order == "paper" and c.net == NET
+    assert RunConfig.from_dict(json.loads(json.dumps(__import__("dataclasses").asdict(c)))) == c  # new form
+    with pytest.raises(ValueError, match="unknown fields.*circuit.Q"):
+        RunConfig.from_dict({**OLD_STYLE, "circuit": {"Q": 1}})
+    # a run whose config.json is old-style resumes from its checkpoint and continues as a fresh run does
+    ds = tiny_dataset()
+    full = train(c, tmp_path / "full", dataset=ds)
+    one = RunConfig.from_dict({**OLD_STYLE, "epochs": 1})
+    train(one, tmp_path / "cut", dataset=ds)
+    (tmp_path / "cut" / "config.json").write_text(json.dumps({**OLD_STYLE, "epochs": 1}))
+    resumed_cfg = load_config(tmp_path / "cut")
+    resumed_cfg.epochs = 2
+    resumed = train(resumed_cfg, tmp_path / "cut", dataset=ds, resume=True)
+    assert strip(resumed) == strip(full)

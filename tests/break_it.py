@@ -1,0 +1,124 @@
+"""Break the code on purpose and watch the test that guards each property fail (see docs/testing.md).
+
+For every entry of ``BREAKS``: copy the checkout (without .git) to a scratch folder, make one plausible
+mistake there, run the one test that should catch it, print the first lines of its failure, and delete the
+copy. A breakage that its test does not notice is reported as ``NOT CAUGHT`` and the script exits 1.
+
+    python tests/break_it.py                 # every breakage (about a minute)
+    python tests/break_it.py kp-decay-sign   # one of them
+    python tests/break_it.py --list
+
+Not collected by pytest (the name does not start with ``test_``); run it after changing a property's test.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name: (file, the exact text to change, what to change it to, the test that must fail)
+BREAKS = {
+    "default-mu-1/C": (
+        "models/losses.py", "return 1.0 / (num_classes - 1)", "return 1.0 / num_classes",
+        "tests/test_train.py::test_default_mu_is_one_over_C_minus_1_in_loss_and_output_error"),
+    "kp-decay-sign": (
+        "models/layers.py", "mul_(1.0 - lr * decay)", "mul_(1.0 + lr * decay)",
+        "tests/test_network.py::test_kp_decay_shrinks_W_and_R_by_the_same_factor_as_a_hand_step"),
+    "kp-decay-0-accepted": (
+        "models/layers.py", "if kp and not decay > 0:", "if False:",
+        "tests/test_network.py::test_kp_without_decay_is_refused"),
+    "local-fans-times-grid": (
+        "models/local.py", "k * k * c_in, k * k * c_out", "h * w * k * k * c_in, h * w * k * k * c_out",
+        "tests/test_local.py::test_initial_weight_range_is_glorot_of_the_conv_fans"),
+    "scheduled-gate-removed": (
+        "models/schedule.py",
+        "torch.ops.aten.hardtanh_backward(signal, states[i].control, -1.0, 1.0).mul_(m.slope)", "signal * m.slope",
+        "tests/test_schedule.py::test_gradient_order_equals_fast_engine_with_saturated_units[urfb]"),
+    "fast-gate-removed": (
+        "models/feedback.py", "return F.hardtanh(h * slope)",
+        "z = h * slope\n    return z + (F.hardtanh(z) - z).detach()",
+        "tests/test_network.py::test_one_step_is_eq2_by_hand_with_saturated_units[frfb]"),
+    "circuit-gate-ignores-u-v": (
+        "circuits/transfer.py", "return sigma_gate(delta - 2 * K * u + 2 * K * v, K=K)",
+        "return sigma_gate(delta, K=K)",
+        "tests/test_schedule.py::test_circuit_gate_equals_ideal_gate_with_saturated_units"),
+    "sign-feedback-is-W": (
+        "models/layers.py", "return torch.sign(self.W.detach())", "return self.W",
+        "tests/test_network.py::test_sign_symmetry_sends_delta_down_through_sign_of_W"),
+    "dfa-signal-also-goes-down": (
+        "models/network.py", "y = m(x.detach())  # nothing is sent down", "y = m(x)  # nothing is sent down",
+        "tests/test_dfa.py::test_an_upstream_update_does_not_depend_on_downstream_weights"),
+    "dfa-D-transposed-wrong": (
+        "models/network.py", "(g @ D.t()).view(shape)", "(g @ D.t()).flip(1).view(shape)",
+        "tests/test_dfa.py::test_hidden_delta_is_sigma_prime_times_D_delta_L_by_hand"),
+    "schedule-not-checked-first": (
+        "models/schedule.py", "        check_order(self.graph, events, self.net.names)\n", "",
+        "tests/test_schedule.py::test_misordered_schedule_is_rejected_before_anything_runs"),
+    "legacy-config-field-dropped": (
+        "models/train.py", '"circuit_M": "M",', "",
+        "tests/test_train.py::test_old_flat_config_loads_into_the_grouped_circuit_fields_and_resumes"),
+    "import-cycle-local-network": (
+        "models/local.py", "def _pad(k: int)", "def _net():\n    from .network import Network\n\n    return Network\n\n\ndef _pad(k: int)",
+        "tests/test_imports.py::test_no_import_cycle_between_modules"),
+    "circuits-import-models": (
+        "circuits/modules.py", "def _record_violations(",
+        "def _labels(y, like):\n    from models.losses import supervisory\n\n    return supervisory(y, like)\n\n\ndef _record_violations(",
+        "tests/test_imports.py::test_circuits_import_nothing_from_models"),
+    "models-import-brian2": (
+        "models/schedule.py", "import networkx as nx\n", "import brian2  # noqa: F401\nimport networkx as nx\n",
+        "tests/test_imports.py::test_models_import_brian2_nowhere_at_module_level"),
+    "spec-of-non-text": (
+        "models/spec.py", "    if not isinstance(net, str):\n", "    if False:\n",
+        "tests/test_fuzz.py::test_a_specification_that_is_not_text_is_a_spec_error"),
+    "idx-gzip-error-uncaught": (
+        "models/data.py", "except (OSError, EOFError, zlib.error) as e:", "except FileNotFoundError as e:",
+        "tests/test_fuzz.py::test_corrupt_fashion_idx_gz_is_a_one_line_data_error"),
+    "data-error-multiline": (
+        "models/data.py", 'super().__init__(" ".join(str(message).split()))', "super().__init__(str(message))",
+        "tests/test_fuzz.py::test_a_pickle_error_spanning_two_lines_is_still_a_one_line_data_error"),
+}
+
+
+def run(name: str, python: str) -> bool:
+    path, old, new, test = BREAKS[name]
+    with tempfile.TemporaryDirectory(prefix="scratch-break-") as tmp:
+        scratch = Path(tmp) / "checkout"
+        shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".git", "__pycache__", ".venv", "runs"))
+        src = (scratch / path).read_text()
+        if old not in src:
+            print(f"=== {name}: the text to break is no longer in {path}; update BREAKS")
+            return False
+        (scratch / path).write_text(src.replace(old, new))
+        env = {**os.environ, "PYTHONPATH": str(scratch)}
+        p = subprocess.run([python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test], cwd=scratch,
+                           env=env, capture_output=True, text=True)
+    lines = p.stdout.strip().splitlines()
+    caught = p.returncode == 1 and "failed" in (lines[-1] if lines else "")
+    print(f"=== {name}: {path}: {old.strip()[:70]!r} -> {new.strip()[:70]!r}")
+    print(f"    {test}: {'caught' if caught else 'NOT CAUGHT'} (pytest exit {p.returncode})")
+    for line in [l for l in lines if l.startswith("E ")][:3] + lines[-1:]:
+        print("    " + line[:200])
+    return caught
+
+
+def main(argv: list[str]) -> int:
+    if "--list" in argv:
+        print("\n".join(BREAKS))
+        return 0
+    names = [a for a in argv if not a.startswith("-")] or list(BREAKS)
+    unknown = [n for n in names if n not in BREAKS]
+    if unknown:
+        print(f"unknown breakage {unknown}; see --list", file=sys.stderr)
+        return 2
+    missed = [n for n in names if not run(n, sys.executable)]
+    print(f"\n{len(names) - len(missed)} of {len(names)} breakages caught" + (f"; missed: {missed}" if missed else ""))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
