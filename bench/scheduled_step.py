@@ -1,4 +1,4 @@
-"""Step time of the scheduled engine (models.schedule, SPEC §6) divided by the fast autograd engine's.
+"""Step time of the scheduled engine (models.schedule, docs/spec.md §6) divided by the fast autograd engine's.
 
 Both engines train the same network on the same batch; variants are timed interleaved in one process, round
 after round, and the median of the per-round ratios is printed. The scheduled engine is also timed with the

@@ -1,6 +1,6 @@
-"""Agreement of a circuit with its abstract rule: regimes, range checks, grid and random-draw checker (SPEC §7).
+"""Agreement of a circuit with its abstract rule: regimes, range checks, grid and random-draw checker (docs/spec.md §7).
 
-The four regimes of the output error circuit (Appendix 1, SPEC §7.1 table), per class c with feed-forward
+The four regimes of the output error circuit (Appendix 1, docs/spec.md §7.1 table), per class c with feed-forward
 input ``h`` and supervisory signal ``s`` (+1 presented class, -1 otherwise), learning threshold ``S``:
 
 ====================  =================  ============================  ===========
@@ -15,7 +15,7 @@ name                  condition          circuit behaviour (from t=0)  eq. 6 val
 The reference value is eq. 6 in its printed (closed, ``≤``/``≥``) form, i.e.
 ``circuits.output_error.rule(..., boundary="closed")``: that is the form the circuit computes (the
 closed intervals of σ_out put h = S in the update regime) and the form the regime names state. The
-strict form of SPEC §3 (the project's default for training) differs from it only at h = ±S exactly,
+strict form of docs/spec.md §3 (the project's default for training) differs from it only at h = ±S exactly,
 where the hinge loss is flat and both values are subgradients; ``check_rule`` counts those points.
 
 The regimes and the range checks (``regime``, ``regime_counts``, ``enforce_range``, ``CircuitRangeWarning``,
@@ -143,7 +143,7 @@ def check_rule(fn, *, M: float, S: float = 1.0, mu: float, n_random: int = 10_00
     ``fn`` is any simulate-like callable with its circuit parameters bound, e.g.
     ``lambda h, s: output_error.simulate(h, s, M=M, S=S, mu=mu, eps=eps, cycles=2)``. All inputs are
     passed in one call. With ``out_of_range=True`` it also evaluates h = ±M (both s) in a second call and
-    reports their agreement separately (the circuit is not expected to agree there, SPEC §7.1).
+    reports their agreement separately (the circuit is not expected to agree there, docs/spec.md §7.1).
     """
     hg, sg = boundary_grid(M=M, S=S, near=near)
     hr, sr = random_draws(n_random, M=M, seed=seed)

@@ -1,4 +1,4 @@
-"""Continuous-time leaky-rate version of the output error circuit (Appendix 1, Fig. 13, 14; SPEC §7.1).
+"""Continuous-time leaky-rate version of the output error circuit (Appendix 1, Fig. 13, 14; docs/spec.md §7.1).
 
 The paper's circuit is a discrete alternating map (``circuits.output_error``). Here each unit is a leaky
 rate unit that relaxes towards the paper's transfer function of its input, with time constant τ::
@@ -12,7 +12,7 @@ state of each unit is exactly the paper's transfer function. ``δ̄_c`` is what 
 - ``delay = 0``: δ̄_c = δ_c (the direct connection of Fig. 14);
 - ``delay = D > 0``: a relay chain of ``n_relay`` linear leaky units, each with time constant D / n_relay,
   ``(D/n) dr_k/dt = r_{k-1} - r_k`` (r_0 = δ_c), and δ̄_c = r_n. Its impulse response is a gamma density
-  of mean D: a smoothed transport delay on δ → t (SPEC §7.1 "relay chain").
+  of mean D: a smoothed transport delay on δ → t (docs/spec.md §7.1 "relay chain").
 
 All circuits of a call (inputs h, s broadcast and flattened) are one ``NeuronGroup`` (``cont_circuits``),
 integrated with exponential Euler (exact relaxation over a step with the targets held), and start from
@@ -37,7 +37,7 @@ respond). A run lasts ``cycles`` cycles; the readouts look at the last ``window`
 - ``"t-gate"``: 0 if the window mean of |t_c| exceeds ``t_level``, else the window mean of δ: the control
   unit itself gates the synapses.
 
-``gate_trajectory`` is the same treatment of the shutdown circuit (Fig. 15, eq. 3; SPEC §7.2): leaky u, v and
+``gate_trajectory`` is the same treatment of the shutdown circuit (Fig. 15, eq. 3; docs/spec.md §7.2): leaky u, v and
 δ̃ with the transfer functions σ_u, σ_v, σ_gate. It settles to eq. 3, but transiently passes the gate's own
 inhibition (measured in docs/circuit_dynamics.md §7).
 """
@@ -277,7 +277,7 @@ def agreement(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, readout=
 
 
 # --------------------------------------------------------------------------------------------------
-# Leaky version of the shutdown gate (Appendix 1, Fig. 15; SPEC §7.2)
+# Leaky version of the shutdown gate (Appendix 1, Fig. 15; docs/spec.md §7.2)
 
 
 @dataclass

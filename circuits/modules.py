@@ -1,8 +1,8 @@
 """PyTorch equivalent-behaviour modules of the Appendix 1 circuits (Fig. 13–15), for use inside training.
 
-``OutputErrorCircuit`` runs the output error circuit's map (SPEC §7.1) on a whole batch at once and returns
+``OutputErrorCircuit`` runs the output error circuit's map (docs/spec.md §7.1) on a whole batch at once and returns
 the readout δ (eq. 6 with the default ``veto`` readout); ``ShutdownGate`` applies the shutdown circuit
-(SPEC §7.2, eq. 3 for |δ| < K). Both are thin state-holding wrappers around the pure functions of
+(docs/spec.md §7.2, eq. 3 for |δ| < K). Both are thin state-holding wrappers around the pure functions of
 ``circuits.transfer`` and the readouts of ``circuits.output_error`` (the same code the Brian2 networks are
 tested against), batched, device-agnostic (they follow the input's device and dtype) and loop-free over
 examples (the only Python loop is over the few cycles of the map).
@@ -53,7 +53,7 @@ def _record_violations(module, report, what: str, fix: str) -> None:
 
 
 class OutputErrorCircuit(nn.Module):
-    """The output error circuit (Fig. 14) for a batch: ``forward(h, s) -> δ`` (SPEC §7.1).
+    """The output error circuit (Fig. 14) for a batch: ``forward(h, s) -> δ`` (docs/spec.md §7.1).
 
     Parameters (keyword-only; no learnable parameters):
         M: bound on |h| (the circuit needs |h| < M).   S: learning threshold (1 in §3).
@@ -143,7 +143,7 @@ class OutputErrorCircuit(nn.Module):
 
 
 class ShutdownGate(nn.Module):
-    """The shutdown circuit (Fig. 15): ``forward(x, delta) -> δ̃`` (SPEC §7.2, eq. 3 for |δ| < K).
+    """The shutdown circuit (Fig. 15): ``forward(x, delta) -> δ̃`` (docs/spec.md §7.2, eq. 3 for |δ| < K).
 
     Parameters: ``K`` the bound on |δ| the circuit assumes; ``on_range`` as in ``OutputErrorCircuit``
     (for |δ| ≥ K; ``"clip"`` clips δ into (-K, K) before gating).

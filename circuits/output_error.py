@@ -1,6 +1,6 @@
 """The output error circuit of Appendix 1 (Fig. 13, 14) as a Brian2 rate network, and eq. 6 it computes.
 
-Per output class c (SPEC §7.1): a supervisory unit ``s_c`` (+1 for the presented class, -1 otherwise), the
+Per output class c (docs/spec.md §7.1): a supervisory unit ``s_c`` (+1 for the presented class, -1 otherwise), the
 error unit ``δ_c`` and the control unit ``t_c``, wired as in Fig. 14::
 
     s_c --(+2M)--> δ_c <--(-2M)-- t_c        H_c = h_c + 2M s_c - 2M t_c,  δ_c = σ_out(H_c)
@@ -18,7 +18,7 @@ on inputs that its synapses sum. One time step of the network is one cycle of th
 Every circuit starts from δ = t = 0 (the reset of t_c at each new example); all circuits of a call
 (classes × examples, flattened) live in one ``NeuronGroup`` per unit type.
 
-How the oscillation reaches the synapses is a named ``readout`` of the δ trajectory (SPEC §7.1):
+How the oscillation reaches the synapses is a named ``readout`` of the δ trajectory (docs/spec.md §7.1):
 
 - ``"veto"``: 0 if δ visits 0 in the last ``period`` cycles (2 sequential, 4 simultaneous), else the last δ.
   Equals eq. 6 exactly. The default.
@@ -64,7 +64,7 @@ RANGE_FIX = "scale h (the weights W of the output layer) down or raise M so that
 def rule(h, s, *, mu: float, S: float = 1.0, boundary: str = "strict"):
     """Eq. 6 with learning threshold S: 1 if s=+1 and h < S; -μ if s=-1 and h > -S; else 0.
 
-    ``boundary="strict"`` (default, SPEC §3) uses ``<``/``>``; ``boundary="closed"`` uses ``≤``/``≥`` as eq. 6
+    ``boundary="strict"`` (default, docs/spec.md §3) uses ``<``/``>``; ``boundary="closed"`` uses ``≤``/``≥`` as eq. 6
     is printed and as the circuit computes it (the two differ only at h = ±S, where the loss is flat).
     NumPy in (``s`` = ±1, broadcast to h), float64 NumPy out.
     """

@@ -1,6 +1,6 @@
-"""The regimes of the output error circuit and the range checks of every circuit (SPEC §7): the bottom layer.
+"""The regimes of the output error circuit and the range checks of every circuit (docs/spec.md §7): the bottom layer.
 
-The four regimes of the output error circuit (Appendix 1, SPEC §7.1 table), per class c with feed-forward
+The four regimes of the output error circuit (Appendix 1, docs/spec.md §7.1 table), per class c with feed-forward
 input ``h`` and supervisory signal ``s`` (+1 presented class, -1 otherwise), learning threshold ``S``:
 
 ====================  =================  ============================  ===========
@@ -12,7 +12,7 @@ name                  condition          circuit behaviour (from t=0)  eq. 6 val
 ``"off-correct"``     s=-1, h < -S       δ oscillates -μ-ε, 0          0
 ====================  =================  ============================  ===========
 
-``enforce_range`` implements the range checks of SPEC §7 (|h| < M for the output circuit, |δ| < K for
+``enforce_range`` implements the range checks of docs/spec.md §7 (|h| < M for the output circuit, |δ| < K for
 the shutdown gate): ``on_range="report"`` counts, records and warns, ``"error"`` raises, ``"clip"``
 clips into the open range. A violation is never silent.
 
@@ -83,7 +83,7 @@ def regime_counts(h, s, *, S: float = 1.0) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# Range checks (SPEC §7.1 "Out of range", §7.2)
+# Range checks (docs/spec.md §7.1 "Out of range", §7.2)
 
 
 class CircuitRangeWarning(UserWarning):

@@ -1,12 +1,12 @@
 """The shutdown circuit of Appendix 1 (Fig. 15) as a Brian2 rate network, and eq. 3 it computes.
 
 Per hidden unit (l, i) with feed-forward activity ``x`` and incoming feedback ``δ`` (the sum R δ from the
-layer above, SPEC §6 step 3): control units ``u = 1[x ≥ 1]`` and ``v = -1[x ≤ -1]`` read x, and the
+layer above, docs/spec.md §6 step 3): control units ``u = 1[x ≥ 1]`` and ``v = -1[x ≤ -1]`` read x, and the
 feedback unit outputs
 
     δ̃ = σ_gate(δ - 2K u + 2K v),   σ_gate(z) = z if z ≥ -K else 0,
 
-which is eq. 3 (δ̃ = 0 where the unit is saturated, |x| = 1; else δ) whenever |δ| < K (SPEC §7.2). The
+which is eq. 3 (δ̃ = 0 where the unit is saturated, |x| = 1; else δ) whenever |δ| < K (docs/spec.md §7.2). The
 equations are those of ``circuits.transfer`` (``sigma_u``, ``sigma_v``, ``sigma_gate``), called by the Brian2
 network as ``Function``s on inputs its synapses sum::
 
@@ -18,7 +18,7 @@ One time step runs the paper's sequence: u and v read x first, then δ̃ reads �
 ``|δ| ≥ K`` is out of range (the gate then passes -K for δ = K at a saturated unit, and shuts a
 non-saturated unit with δ < -K): it is detected and handled by ``on_range`` (``circuits.regimes.enforce_range``).
 
-Slope: with the saturated-linear σ of slope a (SPEC §1), σ'(h) = a inside the linear range. The gate computes
+Slope: with the saturated-linear σ of slope a (docs/spec.md §1), σ'(h) = a inside the linear range. The gate computes
 only the 0/1 part of σ' (eq. 3); the factor a is applied by the caller (the trainer), not by this circuit.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Spiking version of the output error circuit (Appendix 1, Fig. 13, 14; SPEC §7.1): LIF step detectors.
+"""Spiking version of the output error circuit (Appendix 1, Fig. 13, 14; docs/spec.md §7.1): LIF step detectors.
 
 Each step of the paper's transfer functions is realised by a population of ``N`` leaky integrate-and-fire
 neurons (a "step detector") that fires at its saturation rate when its input is past the step and is silent
@@ -362,7 +362,7 @@ def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles:
                on_range: str = "report") -> SpikingTrajectory:
     """Run the spiking circuits from silence (δ̂ = t̂ = 0) for ``cycles`` cycles of ``2 τ_s + delay``.
 
-    ``margin`` defaults to 0.5 here (σ_ctl thresholds half way to the oscillation values, SPEC §7.1): with
+    ``margin`` defaults to 0.5 here (σ_ctl thresholds half way to the oscillation values, docs/spec.md §7.1): with
     the paper's zero margin the t threshold sits exactly on the settled rate-coded δ, and rate noise alone
     switches t on in the update regimes (measured in docs/circuit_dynamics.md). ``seed`` fixes the
     detectors' initial potentials and the random refractory periods (it reseeds Brian2's generator).

@@ -1,4 +1,4 @@
-"""Transfer functions and one step of the Appendix 1 control circuits (SPEC §7), as pure functions.
+"""Transfer functions and one step of the Appendix 1 control circuits (docs/spec.md §7), as pure functions.
 
 This module is the single definition of the circuits' equations. The Brian2 networks, the PyTorch
 equivalent-behaviour modules and the checkers all call these functions (or are tested equal to them).
@@ -25,7 +25,7 @@ so the silent band ``|H| < M`` is open.
                 -1  if δ < -μ - m·ε
 
 ``m`` is the ``margin`` (fraction of ε): 0 is the paper's circuit, whose thresholds sit exactly on the
-settled values 1 and -μ; 0.5 puts them half way to the oscillation values (SPEC §7.1 "zero margins"),
+settled values 1 and -μ; 0.5 puts them half way to the oscillation values (docs/spec.md §7.1 "zero margins"),
 which changes nothing on the ideal map and tolerates noise of up to ε/2.
 
 Shutdown circuit (Fig. 15, eq. 3), per hidden unit:
@@ -86,7 +86,7 @@ def _as_float(x):
 
 
 def sigma_out(H, *, M: float, S: float = 1.0, mu: float, eps: float):
-    """Transfer function of the output error unit δ_c (SPEC §7.1); H = ±M maps to the outer value."""
+    """Transfer function of the output error unit δ_c (docs/spec.md §7.1); H = ±M maps to the outer value."""
     H = _as_float(H)
     out = _full_like(H, -mu - eps)  # H < -2M-S
     out = _where(H >= -2 * M - S, -mu, out)
@@ -97,7 +97,7 @@ def sigma_out(H, *, M: float, S: float = 1.0, mu: float, eps: float):
 
 
 def sigma_ctl(delta, *, mu: float, eps: float = 0.0, margin: float = 0.0):
-    """Transfer function of the control unit t_c (SPEC §7.1); ``margin`` in units of ε (0 = paper)."""
+    """Transfer function of the control unit t_c (docs/spec.md §7.1); ``margin`` in units of ε (0 = paper)."""
     delta = _as_float(delta)
     upper = 1.0 + margin * eps
     lower = -mu - margin * eps
@@ -115,7 +115,7 @@ def error_input(h, s, t, *, M: float):
 def cycle_sequential(h, s, t, *, M: float, S: float = 1.0, mu: float, eps: float, margin: float = 0.0):
     """One δ → t cycle in the paper's order: δ reads the old t, then t reads the new δ.
 
-    Returns ``(delta, t_new)``. From t = 0 the four regimes of SPEC §7.1 appear: δ constant 1 or -μ
+    Returns ``(delta, t_new)``. From t = 0 the four regimes of docs/spec.md §7.1 appear: δ constant 1 or -μ
     (eq. 6 asks for an update), or period-2 oscillation 1+ε ↔ 0 / -μ-ε ↔ 0 (eq. 6 gives 0).
     """
     delta = sigma_out(error_input(h, s, t, M=M), M=M, S=S, mu=mu, eps=eps)

@@ -1,4 +1,4 @@
-"""Feedback through separate weights R (eq. 2, SPEC §2 and §4) as ``torch.autograd.Function``s.
+"""Feedback through separate weights R (eq. 2, docs/spec.md §2 and §4) as ``torch.autograd.Function``s.
 
 Each Function computes the usual forward pass with ``W`` and, in ``backward``, calls PyTorch's own
 back-propagation kernels (matmul, ``aten.convolution_backward``) with the feedback tensor ``B`` in place
@@ -8,7 +8,7 @@ what back-propagation costs, and with ``B = W`` the result *is* back-propagation
 Storage convention (used everywhere in the project): ``R`` is stored in ``W``'s shape. For a dense layer
 the paper's feedback matrix is ``Rᵀ`` of what is stored, so "R = Wᵀ" (the paper's symmetric start) means the
 stored tensors are equal, and URFB's ``ΔR = ΔWᵀ`` means the stored ``R`` receives exactly ``ΔW``. For a
-convolution the feedback is the transposed convolution with kernel ``R`` (SPEC §4).
+convolution the feedback is the transposed convolution with kernel ``R`` (docs/spec.md §4).
 
 Sign convention: autograd carries ``∂L/∂h = -δ``; the weight "gradient" returned for ``W`` is
 ``-Σ_batch δ xᵀ`` (averaged by the loss), and the update ``W ← W - η·grad`` is the Hebbian ``ΔW = η δ xᵀ``.
@@ -111,7 +111,7 @@ def conv2d_weight_grad(x: torch.Tensor, W: torch.Tensor, g: torch.Tensor) -> tor
 
 
 def satlin(h: torch.Tensor, slope: float = 0.5) -> torch.Tensor:
-    """Saturated linear σ(h) = clip(a·h, -1, 1) (SPEC §1).
+    """Saturated linear σ(h) = clip(a·h, -1, 1) (docs/spec.md §1).
 
     Written as PyTorch's ``hardtanh`` of ``a·h`` because its backward is the strict gate of eq. 3:
     σ'(h) = a where |a·h| < 1 and 0 where the unit is saturated, boundary included (tested), at the cost of

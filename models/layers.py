@@ -1,4 +1,4 @@
-"""Layers with separate feedback weights (SPEC §1, §2, §4).
+"""Layers with separate feedback weights (docs/spec.md §1, §2, §4).
 
 A weight layer holds the feed-forward weights ``W`` (a Parameter), the feedback weights ``R`` (a buffer, in
 ``W``'s shape, see ``models.feedback``) and, under random connectivity (§3.1), fixed Bernoulli(p) masks
@@ -27,7 +27,7 @@ __all__ = ["WeightLayer", "Full", "Conv", "MaxPool", "Drop", "Sum", "glorot_unif
 
 
 def glorot_uniform(shape, fan_in: int, fan_out: int, generator: torch.Generator, dtype) -> torch.Tensor:
-    """U[-b, b] with b = sqrt(6 / (fan_in + fan_out)) (SPEC §1), drawn on the CPU from ``generator``."""
+    """U[-b, b] with b = sqrt(6 / (fan_in + fan_out)) (docs/spec.md §1), drawn on the CPU from ``generator``."""
     b = math.sqrt(6.0 / (fan_in + fan_out))
     return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2.0 - 1.0).mul_(b).to(dtype)
 
@@ -160,7 +160,7 @@ class Conv(WeightLayer):
 
 
 class MaxPool(nn.Module):
-    """k×k window centred on each pixel, zero padding outside the grid, every s-th pixel (SPEC §4).
+    """k×k window centred on each pixel, zero padding outside the grid, every s-th pixel (docs/spec.md §4).
 
     Output size ``ceil(n / s)``. Feedback goes to the arg-max position (PyTorch's max-pool backward).
     """
@@ -187,7 +187,7 @@ class Drop(nn.Module):
 
 
 class Sum(nn.Module):
-    """Residual SUM (SPEC §4): the outputs of the two previous layers added; no parameters, no σ."""
+    """Residual SUM (docs/spec.md §4): the outputs of the two previous layers added; no parameters, no σ."""
 
     def forward(self, a, b):
         return a + b

@@ -159,7 +159,7 @@ def velocities(T, W, R):
 
 
 def weight_correlation(Wi, Ri):
-    """Pearson correlation of all entries of W_i and R_iᵀ (SPEC §9); nan when either is constant."""
+    """Pearson correlation of all entries of W_i and R_iᵀ (docs/spec.md §9); nan when either is constant."""
     a = Wi.ravel() - Wi.mean()
     b = Ri.T.ravel() - Ri.mean()
     den = np.sqrt(np.dot(a, a) * np.dot(b, b))

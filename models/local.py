@@ -2,7 +2,7 @@
 
 §4.1 of the paper replaces each convolution by the sparse matrix it implies, with one independent weight per
 (output position i, output channel, input channel, kernel offset k), updated by its own Hebbian product
-``δ_{l,i} x_{l-1,i+k}`` instead of the convolution's sum over positions ``Σ_i δ_{l,i} x_{l-1,i+k}`` (SPEC §4).
+``δ_{l,i} x_{l-1,i+k}`` instead of the convolution's sum over positions ``Σ_i δ_{l,i} x_{l-1,i+k}`` (docs/spec.md §4).
 
 Storage (dense per position, no sparse index tensors): ``W`` and ``R`` have shape ``(H·W, C_out, C_in·k·k)``,
 position-major (row-major over the output grid), the last axis in ``F.unfold``'s (= a conv kernel's) order

@@ -1,4 +1,4 @@
-"""The losses of §3.2 (SPEC §3) and the output error signals they define, in one place.
+"""The losses of §3.2 (docs/spec.md §3) and the output error signals they define, in one place.
 
 - ``hinge_loss``: the multi-class hinge loss of eq. 4, whose gradient is the output error of eq. 6;
 - ``output_error``: eq. 6 itself (strict form); ``softmax_error``: δ_L of softmax cross-entropy (rule ``bp``);
@@ -17,7 +17,7 @@ __all__ = ["default_mu", "supervisory", "output_error", "softmax_error", "hinge_
 
 
 def default_mu(num_classes: int) -> float:
-    """μ = 1/(C−1) (SPEC §3: the authors' code divides the off-class factor 1 by C−1)."""
+    """μ = 1/(C−1) (docs/spec.md §3: the authors' code divides the off-class factor 1 by C−1)."""
     if num_classes < 2:
         raise ValueError(f"the hinge loss needs at least 2 classes, got {num_classes}")
     return 1.0 / (num_classes - 1)
@@ -34,7 +34,7 @@ def softmax_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def output_error(out: torch.Tensor, y: torch.Tensor, mu: float) -> torch.Tensor:
-    """The local output error of the multi-class hinge loss, eq. 6 (strict form, SPEC §3).
+    """The local output error of the multi-class hinge loss, eq. 6 (strict form, docs/spec.md §3).
 
     ``δ_i = 1`` if ``i = c`` and ``x_i < 1``; ``-μ`` if ``i ≠ c`` and ``x_i > -1``; else 0.
     """

@@ -1,10 +1,10 @@
-"""A network built from the paper's notation (SPEC §5): forward pass, update, and W–R alignment.
+"""A network built from the paper's notation (docs/spec.md §5): forward pass, update, and W–R alignment.
 
 ``Network(spec, in_shape, num_classes, rule=...)`` turns each token of ``models.spec`` into a layer of
 ``models.layers`` (``local`` into ``models.local.Local``); ``conv``/``local``/``full`` layers apply σ,
 ``output`` is linear. ``forward`` keeps nothing but what autograd needs.
 
-Under DFA (rule ``dfa``, SPEC §2) every weight layer's input is detached, so no signal goes down through
+Under DFA (rule ``dfa``, docs/spec.md §2) every weight layer's input is detached, so no signal goes down through
 any layer, max-pool or sum, and the output error δ_L reaches each hidden layer l directly through its own
 fixed random matrix ``D_l`` (n_l × C): autograd delivers ``-D_l δ_L / B`` as ∂L/∂x_l, so the layer's σ
 gives ``δ_l = σ'(h_l) ⊙ (D_l δ_L)`` and its update is ``ΔW_l = η δ_l x_{l-1}ᵀ`` as under every rule.
@@ -83,9 +83,9 @@ class Network(nn.Module):
     in_shape : (C, H, W) of one input.
     num_classes : number of output units.
     rule : ``bp``, ``bp-h``, ``frfb``, ``urfb`` (or a peer, see ``models.rules``).
-    slope : a of σ(h) = clip(a·h, -1, 1) (SPEC §1: default 0.5, the authors' code; the paper's text has 1).
+    slope : a of σ(h) = clip(a·h, -1, 1) (docs/spec.md §1: default 0.5, the authors' code; the paper's text has 1).
     connectivity : p of the fixed Bernoulli masks on W and R (§3.1; 1 = full connectivity).
-    mask_output : mask the output layer too (SPEC §2 default; the authors' code did not).
+    mask_output : mask the output layer too (docs/spec.md §2 default; the authors' code did not).
     feedback_init : ``random`` (R drawn independently) or ``symmetric`` (R = Wᵀ).
     seed : draws all weights and masks on the CPU, so a seed gives the same network on every device. DFA's
         matrices D_l are drawn when the rule is first set to ``dfa``, from the same stream continued after

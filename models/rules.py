@@ -1,11 +1,11 @@
-"""The learning rules of §3 (SPEC §2): which loss, which feedback tensor, whether R learns.
+"""The learning rules of §3 (docs/spec.md §2): which loss, which feedback tensor, whether R learns.
 
     bp     softmax cross-entropy, feedback Wᵀ          (exact back-propagation)
     bp-h   multi-class hinge (eq. 4), feedback Wᵀ      (back-propagation of the hinge loss)
     frfb   hinge, feedback R, R fixed                  (fixed random feedback, Lillicrap et al.)
     urfb   hinge, feedback R, ΔR = ΔWᵀ                 (updated random feedback: the paper's method)
 
-Peers that are not in the paper (SPEC §2, "expected peers"), each a separate named rule:
+Peers that are not in the paper (docs/spec.md §2, "expected peers"), each a separate named rule:
 
     kp     URFB plus equal weight decay on W and R     (Kolen–Pollack; decay ``kp_decay`` > 0)
     sign   hinge, feedback sign(W)ᵀ                    (sign-symmetry; R unused)

@@ -1,4 +1,4 @@
-"""The timing scheduler: training under the rigid top-down sequence of Remark 1 and Fig. 15 (SPEC §6).
+"""The timing scheduler: training under the rigid top-down sequence of Remark 1 and Fig. 15 (docs/spec.md §6).
 
 At a unit the feedback activity δ *replaces* the feed-forward activity x. So, layer by layer from the top,
 with δ_{l+1} present in layer l+1 and x_l still present in layer l:
@@ -46,7 +46,7 @@ __all__ = ["SequencingError", "Event", "build_schedule", "LayerState", "Schedule
 
 
 class SequencingError(RuntimeError):
-    """An event ran out of the order of Remark 1 / SPEC §6."""
+    """An event ran out of the order of Remark 1 / docs/spec.md §6."""
 
 
 @dataclass(frozen=True, order=True)

@@ -1,4 +1,4 @@
-"""The paper's network notation (SPEC §5) parsed into a list of layer specifications.
+"""The paper's network notation (docs/spec.md §5) parsed into a list of layer specifications.
 
 A network is written as layers separated by semicolons, exactly as in the paper's §4:
 
@@ -11,7 +11,7 @@ Tokens (one per layer):
     full N                dense layer with N units
     maxpool k [stride s]  k×k window centred on each pixel, zero padding, stride s (default 2)
     drop p                inverted dropout zeroing a fraction p of the units during training
-    sum                   residual: adds the outputs of the two previous layers (SPEC §4)
+    sum                   residual: adds the outputs of the two previous layers (docs/spec.md §4)
     output                the linear output layer, one unit per class; always last
 
 Every conv/local/full layer applies the saturated-linear σ; ``output`` is linear.
@@ -43,7 +43,7 @@ PRESETS: dict[str, str] = {
 
 
 class SpecError(ValueError):
-    """A network specification that does not follow the notation of SPEC §5."""
+    """A network specification that does not follow the notation of docs/spec.md §5."""
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ class RunDirError(RuntimeError):
 
 @dataclass
 class CircuitConfig:
-    """The scheduled engine's signals and the Appendix 1 circuits (SPEC §7; ``circuits.modules``).
+    """The scheduled engine's signals and the Appendix 1 circuits (docs/spec.md §7; ``circuits.modules``).
 
     Each field is a flag of ``sims/train.py``: ``--error-signal``, ``--readout``, ``--gate``, ``--circuit-M``,
     ``--circuit-eps``, ``--circuit-cycles``, ``--circuit-order``, ``--circuit-margin``, ``--circuit-K``,
@@ -71,7 +71,7 @@ LEGACY_CIRCUIT_FIELDS = {"error_signal": "error_signal", "readout": "readout", "
 
 @dataclass
 class RunConfig:
-    """Everything that defines a run; serialised into ``config.json``. Defaults are the paper's (SPEC §1–§3)."""
+    """Everything that defines a run; serialised into ``config.json``. Defaults are the paper's (docs/spec.md §1–§3)."""
 
     net: str = "simpnet"
     rule: str = "urfb"
@@ -92,7 +92,7 @@ class RunConfig:
     device: str = "cpu"
     dtype: str = "float32"
     eval_batch_size: int = 1000
-    # The timing scheduler (models.schedule; SPEC §6); its signals and circuits are in ``circuit``
+    # The timing scheduler (models.schedule; docs/spec.md §6); its signals and circuits are in ``circuit``
     engine: str = "fast"  # "fast" (autograd) or "scheduled" (the event graph of Remark 1)
     order: str = "paper"  # scheduled engine: "paper" (send with just-updated R) or "gradient"
     circuit: CircuitConfig = field(default_factory=CircuitConfig)

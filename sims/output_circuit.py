@@ -1,7 +1,7 @@
 """The output error circuit of Amit (2019), Appendix 1 (Fig. 13, 14): oscillation regimes and eq. 6.
 
 Runs the Brian2 rate network of ``circuits.output_error`` (the paper's alternating δ → t → δ map) on one
-representative input of each of the four regimes (SPEC §7.1) and plots δ_c and t_c over cycles, for the
+representative input of each of the four regimes (docs/spec.md §7.1) and plots δ_c and t_c over cycles, for the
 paper's sequential order (period-2 oscillation) and the simultaneous order (period 4). Then a regime map:
 the readouts ``veto``, ``phase K`` (K and K+1) and ``window-mean`` of the rate network over h_c ∈ (-M, M)
 for s = +1 and s = -1, with eq. 6 overlaid; beside it the continuous-time (``circuits.continuous``) and

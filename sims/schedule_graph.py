@@ -1,4 +1,4 @@
-"""The event graph of one training batch under the rigid top-down timing (Remark 1, Fig. 2, Fig. 15; SPEC §6).
+"""The event graph of one training batch under the rigid top-down timing (Remark 1, Fig. 2, Fig. 15; docs/spec.md §6).
 
 Draws the networkx DAG that the scheduled engine (models.schedule) executes, for a network in the paper's
 notation, in both orders: ``paper`` (a layer sends its signal down with the weights it has just updated, as

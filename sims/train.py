@@ -61,7 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", default=d.dtype, choices=["float32", "float64"])
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     g = p.add_argument_group("timing scheduler and circuits (Remark 1, Appendix 1)")
-    g.add_argument("--engine", default=d.engine, help="fast (autograd) or scheduled (the event graph of §6)")
+    g.add_argument("--engine", default=d.engine, help="fast (autograd) or scheduled (the event graph of Remark 1, docs/spec.md §6)")
     g.add_argument("--order", default=d.order,
                    help="scheduled engine: paper (send with the just-updated R, Fig. 15) or gradient")
     g.add_argument("--error-signal", default=c.error_signal, help="ideal (eq. 6) or circuit (Fig. 14)")

@@ -1,4 +1,4 @@
-"""circuits.modules: the PyTorch modules reproduce the Brian2 rate networks exactly (SPEC §7), report range
+"""circuits.modules: the PyTorch modules reproduce the Brian2 rate networks exactly (docs/spec.md §7), report range
 violations, and in float32 deviate from eq. 6 only within rounding distance of ±S."""
 import warnings
 

@@ -1,8 +1,8 @@
-"""Continuous-time leaky-rate output error circuit (circuits.continuous; SPEC §7.1).
+"""Continuous-time leaky-rate output error circuit (circuits.continuous; docs/spec.md §7.1).
 
 Properties: the units' steady states are the transfer functions of circuits.transfer, so in the update
 regimes δ settles to eq. 6's value and t_c stays 0; in the correct regimes t_c is clearly non-zero (it
-separates the regimes) while δ chatters near its update value instead of visiting 0 (SPEC §7.1); a delay
+separates the regimes) while δ chatters near its update value instead of visiting 0 (docs/spec.md §7.1); a delay
 on δ → t restores an oscillation deep enough for the veto readout.
 """
 import numpy as np
@@ -40,7 +40,7 @@ def test_correct_regimes_chatter_without_delay_and_oscillate_with_delay(brian):
             assert np.all(closest < 0.5)
             np.testing.assert_array_equal(tr.readout("veto"), 0.0)
         else:
-            assert np.all(closest > 0.8), "without delay δ chatters near its update value (SPEC §7.1)"
+            assert np.all(closest > 0.8), "without delay δ chatters near its update value (docs/spec.md §7.1)"
             assert np.all(np.abs(tr.readout("window-mean")) > 0.8 * update)
         np.testing.assert_array_equal(tr.readout("t-gate"), 0.0)
 

@@ -1,4 +1,4 @@
-"""SPEC §2 peer rule DFA (direct feedback alignment, Nøkland 2016): every hidden layer l receives the output
+"""docs/spec.md §2 peer rule DFA (direct feedback alignment, Nøkland 2016): every hidden layer l receives the output
 error through its own fixed random D_l, δ_l = σ'(h_l) ⊙ (D_l δ_L), and ΔW_l = η δ_l x_{l-1}ᵀ."""
 import copy
 

@@ -1,4 +1,4 @@
-"""Properties of the linear theory (SPEC §8; paper §5 and Appendix 2) as implemented in models.linear."""
+"""Properties of the linear theory (docs/spec.md §8; paper §5 and Appendix 2) as implemented in models.linear."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""SPEC §4 (locally connected layers, §4.1): tied = conv, exact back-propagation with B = W, each position's
+"""docs/spec.md §4 (locally connected layers, §4.1): tied = conv, exact back-propagation with B = W, each position's
 own Hebbian product, URFB's ΔR = ΔW, masks, the untie conversion, the §4.1 protocol and filter similarity."""
 import pytest
 import torch
@@ -275,7 +275,7 @@ def test_filter_similarity_leaves_out_constant_filters():
 
 @pytest.mark.parametrize("k, c_in, c_out, hw", [(3, 3, 4, (6, 6)), (5, 2, 8, (7, 5)), (2, 4, 3, (4, 4))])
 def test_initial_weight_range_is_glorot_of_the_conv_fans(k, c_in, c_out, hw):
-    """SPEC §1/§4: U[-b, b], b = sqrt(6 / (k²·C_in + k²·C_out)), the same law as the tied conv (the grid size
+    """docs/spec.md §1/§4: U[-b, b], b = sqrt(6 / (k²·C_in + k²·C_out)), the same law as the tied conv (the grid size
     plays no part), for W and the independently drawn R; out-of-grid entries are 0."""
     m = Local(c_in, c_out, k, hw, generator=torch.Generator().manual_seed(0), dtype=D)
     b = (6 / (k * k * c_in + k * k * c_out)) ** 0.5

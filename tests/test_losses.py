@@ -1,4 +1,4 @@
-"""SPEC §3: the hinge loss (eq. 4), its output error (eq. 6), the softmax error, the supervisory signals."""
+"""docs/spec.md §3: the hinge loss (eq. 4), its output error (eq. 6), the softmax error, the supervisory signals."""
 import numpy as np
 import pytest
 import torch
@@ -16,7 +16,7 @@ def float64():
 
 
 def _eq6(out, y, mu):
-    """Eq. 6 written out per element (strict form, SPEC §3)."""
+    """Eq. 6 written out per element (strict form, docs/spec.md §3)."""
     out = np.asarray(out)
     delta = np.zeros_like(out)
     for n in range(out.shape[0]):

@@ -1,4 +1,4 @@
-"""SPEC §1, §2, §4, §5: the notation, the layers, the rules' invariants on whole networks."""
+"""docs/spec.md §1, §2, §4, §5: the notation, the layers, the rules' invariants on whole networks."""
 import copy
 
 import pytest
@@ -236,7 +236,7 @@ def test_one_step_is_eq2_by_hand_with_saturated_units(rule):
 
 
 def test_sign_symmetry_sends_delta_down_through_sign_of_W():
-    """Sign-symmetry (SPEC §2 peer): B = sign(W)ᵀ in dense and conv layers; R plays no part."""
+    """Sign-symmetry (docs/spec.md §2 peer): B = sign(W)ᵀ in dense and conv layers; R plays no part."""
     net, x, y = _full_chain("sign", share=0.3)
     with torch.no_grad():
         for m in net.weight_layers().values():
@@ -263,7 +263,7 @@ def test_sign_symmetry_sends_delta_down_through_sign_of_W():
 
 
 def test_kp_decay_shrinks_W_and_R_by_the_same_factor_as_a_hand_step():
-    """KP (SPEC §2 peer): URFB's increment plus equal weight decay, W ← (1 − ηλ)W + ΔW, R ← (1 − ηλ)R + ΔW,
+    """KP (docs/spec.md §2 peer): URFB's increment plus equal weight decay, W ← (1 − ηλ)W + ΔW, R ← (1 − ηλ)R + ΔW,
     so R − W shrinks by exactly (1 − ηλ) per step."""
     lr, lam = 0.1, 0.5
     kp, x, y = _full_chain("kp")

@@ -1,4 +1,4 @@
-"""circuits.output_error: the Brian2 rate network of Fig. 14 computes eq. 6 (SPEC §7.1), in both update orders."""
+"""circuits.output_error: the Brian2 rate network of Fig. 14 computes eq. 6 (docs/spec.md §7.1), in both update orders."""
 import numpy as np
 import pytest
 

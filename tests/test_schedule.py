@@ -1,4 +1,4 @@
-"""SPEC §6: the timing scheduler's event graph, its sequencing errors, and its equivalences."""
+"""docs/spec.md §6: the timing scheduler's event graph, its sequencing errors, and its equivalences."""
 import copy
 import random
 
@@ -58,7 +58,7 @@ def _saturated_pair(rule, batches, share=0.4):
 
 @pytest.mark.parametrize("rule", ["bp", "bp-h", "frfb", "urfb", "sign"])
 def test_gradient_order_equals_fast_engine_with_saturated_units(rule):
-    """SPEC §6 equivalence where eq. 3 matters: ≥ 20% of every hidden layer's units saturated."""
+    """docs/spec.md §6 equivalence where eq. 3 matters: ≥ 20% of every hidden layer's units saturated."""
     batches = _batches()
     a, b = _saturated_pair(rule, batches)
     wa = _run(a, _fast_step, rule, batches)
@@ -70,7 +70,7 @@ def test_gradient_order_equals_fast_engine_with_saturated_units(rule):
 
 @pytest.mark.parametrize("order", ["paper", "gradient"])
 def test_circuit_gate_equals_ideal_gate_with_saturated_units(order):
-    """SPEC §7.2: the shutdown circuit computes eq. 3 (δ̃ = 0 where |x| = 1) for |δ| < K, here where it
+    """docs/spec.md §7.2: the shutdown circuit computes eq. 3 (δ̃ = 0 where |x| = 1) for |δ| < K, here where it
     shuts off a large share of the units."""
     from circuits.modules import ShutdownGate
 
@@ -179,7 +179,7 @@ def _bad_schedules(net):
 
 
 def test_misordered_schedule_is_rejected_before_anything_runs():
-    """SPEC §6: a schedule that breaks Remark 1's order raises SequencingError naming the step and the
+    """docs/spec.md §6: a schedule that breaks Remark 1's order raises SequencingError naming the step and the
     constraint, when it is given, so that W and R are untouched."""
     net = Network(NET, (1, 8, 8), 5, rule="urfb", seed=0, dtype=torch.float64)
     before = _weights(net)

@@ -1,4 +1,4 @@
-"""circuits.shutdown: the Brian2 network of Fig. 15 computes eq. 3 for |δ| < K (SPEC §7.2); |δ| ≥ K is reported."""
+"""circuits.shutdown: the Brian2 network of Fig. 15 computes eq. 3 for |δ| < K (docs/spec.md §7.2); |δ| ≥ K is reported."""
 import numpy as np
 import pytest
 

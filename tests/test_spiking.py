@@ -1,4 +1,4 @@
-"""Spiking output error circuit of LIF step detectors (circuits.spiking; SPEC §7.1).
+"""Spiking output error circuit of LIF step detectors (circuits.spiking; docs/spec.md §7.1).
 
 Properties: the step decomposition of σ_out and σ_ctl is exact; the calibrated open-loop rate code of the
 δ unit approximates σ_out; in the update regimes the closed loop gives eq. 6's value with the t detectors

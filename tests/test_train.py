@@ -1,4 +1,4 @@
-"""The trainer (SPEC §2, §3; issue: resume, reproducibility, bad input), on small generated data."""
+"""The trainer (docs/spec.md §2, §3; issue: resume, reproducibility, bad input), on small generated data."""
 import json
 import subprocess
 import sys
@@ -178,7 +178,7 @@ def test_cli_digits_end_to_end_and_resume(tmp_path):
 @pytest.mark.parametrize("engine", ["fast", "scheduled"])
 @pytest.mark.parametrize("classes", [10, 3])
 def test_default_mu_is_one_over_C_minus_1_in_loss_and_output_error(classes, engine):
-    """SPEC §3: with ``mu`` unset, the hinge loss (eq. 4) and its output error (eq. 6) use μ = 1/(C−1),
+    """docs/spec.md §3: with ``mu`` unset, the hinge loss (eq. 4) and its output error (eq. 6) use μ = 1/(C−1),
     C the number of classes of the data. One batch through a single linear layer: the reported training
     loss is eq. 4 at the initial weights, the update is η/B Σ δ xᵀ with δ of eq. 6, and the reported
     validation loss is eq. 4 at the updated weights."""

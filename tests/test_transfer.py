@@ -1,4 +1,4 @@
-"""circuits.transfer: σ_out, σ_ctl, the cycles and the shutdown gate equal SPEC §7 piece by piece (NumPy and torch)."""
+"""circuits.transfer: σ_out, σ_ctl, the cycles and the shutdown gate equal docs/spec.md §7 piece by piece (NumPy and torch)."""
 import numpy as np
 import pytest
 import torch
