@@ -81,6 +81,16 @@ BREAKS = {
     "data-error-multiline": (
         "models/data.py", 'super().__init__(" ".join(str(message).split()))', "super().__init__(str(message))",
         "tests/test_fuzz.py::test_a_pickle_error_spanning_two_lines_is_still_a_one_line_data_error"),
+    "reproduce-no-resume": (
+        "models/experiments.py", 'return ("done" if done >= run.config.epochs else "partial"), done',
+        'return ("done", done) if done >= run.config.epochs else ("new", 0)',
+        "tests/test_reproduce.py::test_a_killed_matrix_restarts_and_ends_as_an_uninterrupted_one"),
+    "reproduce-other-settings-mixed-in": (
+        "models/experiments.py", "    if diff:\n", "    if False:\n",
+        "tests/test_reproduce.py::test_a_run_directory_of_other_settings_is_refused"),
+    "claims-better-sign": (
+        "models/claims.py", 'return "holds" if (d > 2 * se and d > least)', 'return "holds" if (-d > 2 * se and -d > least)',
+        "tests/test_reproduce.py::test_verdicts_follow_the_numbers"),
 }
 
 

@@ -194,8 +194,10 @@ def test_a_killed_matrix_restarts_and_ends_as_an_uninterrupted_one(tmp_path):
         proc.wait()
     m = load_matrix(matrix)
     states = [run_state(r, killed)[0] for r in m.runs()]
-    assert "partial" in states or "new" in states
-    reproduce("--matrix", matrix, "--out", killed, "--no-figures")
+    assert "partial" in states
+    p = reproduce("--matrix", matrix, "--out", killed, "--no-figures")
+    assert f"{states.count('done')} already done" in p.stdout
+    assert p.stdout.count(": resumed ") == states.count("partial")  # from the checkpoints, not from scratch
     assert metrics_of(killed) == metrics_of(whole)
 
 
