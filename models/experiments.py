@@ -273,13 +273,14 @@ def execute(run: Run, root, sources: dict | None = None, device: str | None = No
 
 
 def load_results(runs, root) -> dict:
-    """``{run.key: {"run": run, "config": dict, "metrics": [rows]}}`` for every run with a finished epoch."""
+    """``{run.key: {"run": run, "config": dict, "metrics": [rows]}}`` for every finished run (an interrupted
+    run would mix shorter curves into the means over seeds)."""
     out = {}
     for r in runs:
         d = r.path(root)
         if (d / "metrics.jsonl").exists():
             rows = read_metrics(d)
-            if rows:
+            if len(rows) >= r.config.epochs:
                 out[r.key] = {"run": r, "metrics": rows, "config": json.loads((d / "config.json").read_text())}
     return out
 

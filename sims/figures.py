@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from models.claims import CLOSE, GROW, WEAK, final_error, judge_all  # noqa: E402
+from models.claims import CHANCE_BAND, CLOSE, GROW, WEAK, final_error, judge_all  # noqa: E402
 from models.experiments import mean_sd  # noqa: E402
 
 COLOURS = {"bp": "#1a9641", "bp-h": "#78c679", "urfb": "#2166ac", "frfb": "#d7301f",
@@ -393,11 +393,11 @@ def write_page(matrix, results, page: Path, fig_names: list[str], command: str) 
               f"(fails if d < −2·se). *Close / comparable*: |d| ≤ {CLOSE:g} pp (fails if |d| − 2·se > {CLOSE:g}). "
               f"*Significantly worse*: d > {CLOSE:g} pp and d > 2·se (fails if d + 2·se < {CLOSE:g}). *Converges "
               "faster*: mean validation error over the first half of the epochs. *Grows*: last minus first "
-              f"epoch's correlation, per layer but the first, by more than 2·se and {GROW:g}. *Weakly correlated*: mean hidden-layer correlation "
-              f"below {WEAK:g}; *similar rates*: URFB's drop of training error 0.5–2× BP-H's over those epochs. A row "
-              "where every protocol ends within 2 pp of chance decides nothing. With 2–3 seeds the standard "
-              "errors are rough: an *undecided* verdict means the budget cannot tell, not that the claim is "
-              "false.", "",
+              f"epoch's correlation, per layer but the first, by more than 2·se and {GROW:g}. *Weakly "
+              f"correlated*: mean hidden-layer correlation below {WEAK:g}; *similar rates*: URFB's drop of training "
+              "error 0.5–2× BP-H's over those epochs. A row where every protocol's mean final error is within "
+              f"{CHANCE_BAND:g} pp of chance decides nothing. With 2–3 seeds the standard errors are rough: an "
+              "*undecided* verdict means the budget cannot tell, not that the claim is false.", "",
               "## Figures", ""]
     lines += [f"![{n}](figures/{n})" for n in fig_names]
     lines += ["", "## Seconds per epoch", "",
