@@ -236,7 +236,7 @@ def fig_correlation(matrix, results, fig_dir, fig_id, number):
                 continue
             for li, layer in enumerate(layers):
                 x, m, lo, hi = series(got[p], lambda r, layer=layer: r["alignment"][layer], scale=1.0)
-                c = cmap(li / max(len(layers) - 1, 1))
+                c = cmap(0.85 * li / max(len(layers) - 1, 1))  # stop before viridis' pale yellow
                 ax.plot(x, m, "-o", ms=3, color=c, label=layer)
                 ax.fill_between(x, lo, hi, color=c, alpha=0.2, lw=0)
             ax.axhline(0, color="0.6", lw=0.8)
