@@ -256,7 +256,7 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
     if state is not None and state["epoch"] >= config.epochs:  # resuming a finished run: nothing to do
         if log is not None:
             log(f"the run in {out} is finished ({state['epoch']} of {config.epochs} epochs); nothing to train "
-                f"(pass a larger --epochs with --resume to train further)")
+                f"(a larger --epochs trains further)")
         return state["metrics"]
     if state is not None and log is not None:
         for name, (was, now) in state["changed"].items():
@@ -421,8 +421,8 @@ def check_run_dir(config: RunConfig, out_dir, *, resume: bool = False) -> dict |
     saved = load_config(out) if (out / "config.json").exists() else RunConfig.from_dict(state["config"])
     diff = config_differences(saved, config, ignore=RESUME_MAY_CHANGE)
     if diff:
-        raise RunDirError(f"the run in {out} was started with other settings ({_describe(diff)}); resume it with "
-                          "its own settings (only --epochs may change) or start a new run with another --out")
+        raise RunDirError(f"the run in {out} was started with other settings ({_describe(diff)}); continue it with "
+                          "its own settings (only --epochs may change) or use another --out for the new ones")
     if config.epochs < done:
         raise RunDirError(f"the run in {out} has already trained {done} epochs; --epochs {config.epochs} is fewer: "
                           f"pass --epochs {done} or more, or leave --epochs out")
