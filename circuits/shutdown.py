@@ -59,6 +59,7 @@ def build_network(x, delta, *, K: float, name: str = "sd"):
     (incoming feedback δ) and ``{name}_gated`` (δ̃); one-to-one ``Synapses`` with summed inputs. One step of
     ``dt`` = 1 ms: u, v update first (order 1), δ̃ second (order 3). A monitor records δ̃ at the end.
     """
+    check_params(K=K)
     import brian2 as b2
 
     x = np.asarray(x, dtype=np.float64).ravel()

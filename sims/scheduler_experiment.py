@@ -83,6 +83,10 @@ def main():
         resume = (run_dir / "checkpoint.pt").exists()
         check_run_dir(cfg, run_dir, resume=resume)
         plan.append((name, cfg, run_dir, resume))
+    from models.data import load
+
+    dataset = load(base.data, data_dir=base.data_dir, val_size=base.val_size, seed=base.seed,
+                   train_subset=base.train_subset)  # once for every variant, and missing data before any work
     cli.writable(out)
     figure = cli.figure_dir(args, out_holds_only_figures=False) / "scheduler_variants.png"
     import torch
@@ -92,7 +96,8 @@ def main():
     results = {}
     for name, cfg, run_dir, resume in plan:
         t0 = time.perf_counter()
-        rows = train(cfg, run_dir, resume=resume, log=lambda line, n=name: print(f"[{n}] {line}", flush=True))
+        rows = train(cfg, run_dir, resume=resume, dataset=dataset,
+                     log=lambda line, n=name: print(f"[{n}] {line}", flush=True))
         results[name] = rows
         print(f"[{name}] {time.perf_counter() - t0:.0f} s", flush=True)
     (out / "summary.json").write_text(json.dumps(results, indent=1))
