@@ -149,8 +149,9 @@ axes[0, 0].set_title("Brian2 rate network (discrete map), sequential order", fon
 axes[0, 1].set_title("continuous-time and spiking versions (circuits.continuous, circuits.spiking)", fontsize=10)
 for ax in axes[1]:
     ax.set_xlabel("h_c")
-axes[0, 0].legend(fontsize=8, loc="center left")
-axes[0, 1].legend(fontsize=8, loc="center left")
+# lower left of the s = +1 panels: every curve there is at δ = 1 (h < S), so the legends cover none
+axes[0, 0].legend(fontsize=8, loc="lower left")
+axes[0, 1].legend(fontsize=8, loc="lower left")
 fig.suptitle(f"Regime map: M={args.M:g}, S={args.S:g}, μ={args.mu:.3g}, ε={args.eps:g} "
              f"(dotted lines: h = ±S)", fontsize=10)
 fig.tight_layout()
