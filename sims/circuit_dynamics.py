@@ -79,7 +79,8 @@ def print_table(rows):
     print(f"{'model':<11} {'delay ms':>8} {'readout':<12} {'regime':<12} {'n':>4} {'agree':>6} {'%':>6} "
           f"{'mean value':>10} {'eq. 6':>7} {'mean |t|':>8}")
     for model, delay, r, name, n, a, mean, eq6, tmean in rows:
-        print(f"{model:<11} {1e3 * delay:>8.0f} {r:<12} {name:<12} {n:>4d} {a:>6d} {100 * a / n:>6.1f} "
+        print(f"{model:<11} {1e3 * delay:>8.0f} {r:<12} {name:<12} {n:>4d} {a:>6d} "
+              f"{(100 * a / n if n else float('nan')):>6.1f} "
               f"{mean:>10.3f} {eq6:>7.3f} {tmean:>8.3f}")
 
 
