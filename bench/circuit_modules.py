@@ -8,28 +8,42 @@ Target (issue 3): ≤ 1 ms per call for the output module on the CPU.
 
     python bench/circuit_modules.py [--device cuda] [--threads 1]
 """
-import argparse
+import os
 import statistics
+import sys
 import time
 
-import torch
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+from sims import cli  # noqa: E402
 
-from circuits.modules import OutputErrorCircuit, ShutdownGate, supervisory
-
-p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-p.add_argument("--batch", type=int, default=500)
-p.add_argument("--classes", type=int, default=10)
+p = cli.parser(__doc__)
+p.add_argument("--batch", type=int, default=500, help="examples per call")
+p.add_argument("--classes", type=int, default=10, help="output classes (μ = 1/(classes-1))")
 p.add_argument("--hidden", type=int, default=10, help="units per example gated by ShutdownGate")
-p.add_argument("--M", type=float, default=4.0)
-p.add_argument("--K", type=float, default=4.0)
-p.add_argument("--eps", type=float, default=0.1)
-p.add_argument("--device", default="cpu")
-p.add_argument("--threads", type=int, default=1)
+p.add_argument("--M", type=float, default=4.0, help="bound M on |h| of the output circuit (> 1); h drawn in ±0.975 M")
+p.add_argument("--K", type=float, default=4.0, help="bound K on |δ| of the shutdown gate (> 0); δ drawn in ±0.975 K")
+p.add_argument("--eps", type=float, default=0.1, help="ε of σ_out (> 0)")
+p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+p.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch")
 p.add_argument("--calls", type=int, default=200, help="calls per timed block")
 p.add_argument("--repeats", type=int, default=7, help="timed blocks (the median is reported)")
 args = p.parse_args()
+with cli.guard():  # every setting checked before any timing
+    for name in ("batch", "hidden", "threads", "calls", "repeats"):
+        if getattr(args, name) < 1:
+            raise cli.UsageError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.classes < 2:
+        raise cli.UsageError(f"--classes must be at least 2, got {args.classes}")
+    cli.check_circuit(M=args.M, eps=args.eps, K=args.K, mu=1.0 / (args.classes - 1))
+import torch  # noqa: E402
+
+from circuits.modules import OutputErrorCircuit, ShutdownGate, supervisory  # noqa: E402
+
 torch.set_num_threads(args.threads)
-dev = torch.device(args.device)
+with cli.guard():
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise cli.UsageError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
+    dev = torch.device(args.device)
 mu = 1.0 / (args.classes - 1)
 
 
@@ -61,10 +75,11 @@ def eq3(x, delta):
 g = torch.Generator().manual_seed(0)
 rows = []
 for dtype in (torch.float32, torch.float64):
-    h = (torch.randn(args.batch, args.classes, generator=g, dtype=dtype) * 1.2).clamp(-3.9, 3.9).to(dev)
+    hm, dm = 0.975 * args.M, 0.975 * args.K  # inside the circuits' ranges (3.9 for the defaults)
+    h = (torch.randn(args.batch, args.classes, generator=g, dtype=dtype) * 1.2).clamp(-hm, hm).to(dev)
     s = supervisory(torch.randint(0, args.classes, (args.batch,), generator=g), args.classes, dtype=dtype).to(dev)
     x = (torch.rand(args.batch, args.hidden, generator=g, dtype=dtype) * 2.6 - 1.3).clamp(-1, 1).to(dev)
-    d = (torch.randn(args.batch, args.hidden, generator=g, dtype=dtype)).clamp(-3.9, 3.9).to(dev)
+    d = (torch.randn(args.batch, args.hidden, generator=g, dtype=dtype)).clamp(-dm, dm).to(dev)
     for order, cycles in (("sequential", 2), ("simultaneous", 4)):
         mod = OutputErrorCircuit(M=args.M, mu=mu, eps=args.eps, cycles=cycles, order=order)
         assert torch.equal(mod(h, s), eq6(h, s))

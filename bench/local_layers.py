@@ -29,12 +29,17 @@ import sys
 import time
 import warnings
 
-import torch
-import torch.nn.functional as F
+from pathlib import Path
 
-from models.layers import Conv
-from models.local import Local, in_grid
-from models.rules import get_rule
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from sims import cli  # noqa: E402
+from models.layers import Conv  # noqa: E402
+from models.local import Local, in_grid  # noqa: E402
+from models.rules import get_rule  # noqa: E402
 
 # (name, C_in, C_out, k, H = W, first layer?) on CIFAR-10 inputs (3×32×32); deepnet_s pools 32 → 11 → 6
 CASES = [
@@ -169,7 +174,7 @@ def probe(case_name: str, impl: str, batch: int) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (2 only on a quiet machine)")
     ap.add_argument("--batch", type=int, default=500, help="mini-batch size (paper: 500)")
     ap.add_argument("--reps", type=int, default=5, help="interleaved timed steps per implementation")
@@ -182,13 +187,16 @@ def main(argv=None) -> int:
     ap.add_argument("--networks-only", action="store_true", help="only the whole-network comparison")
     ap.add_argument("--probe", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    for name in ("threads", "batch", "reps"):
+        if getattr(args, name) < 1:
+            raise cli.UsageError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
     if args.probe:
         probe(args.probe[0], args.probe[1], args.batch)
         return 0
     cases = CASES if args.cases == "all" else [c for c in CASES if any(s in c[0] for s in args.cases.split(","))]
     if not cases:
-        raise SystemExit(f"--cases {args.cases!r} matches none of {[c[0] for c in CASES]}")
+        raise cli.UsageError(f"--cases {args.cases!r} matches none of {', '.join(c[0] for c in CASES)}")
     impls = ["tied", "untied"] + ([] if args.no_sparse else ["sparse"])
     load = open("/proc/loadavg").read().split()[0] if sys.platform.startswith("linux") else "?"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {args.batch}, "
@@ -278,4 +286,4 @@ def _format(row, impls) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

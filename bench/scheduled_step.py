@@ -9,7 +9,6 @@ circuit modules (output error circuit, veto readout; shutdown gate) in place of 
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import sys
@@ -24,21 +23,49 @@ from circuits.modules import OutputErrorCircuit, ShutdownGate  # noqa: E402
 from models.network import Network  # noqa: E402
 from models.schedule import ScheduledEngine  # noqa: E402
 from models.train import _fast_step, make_loss  # noqa: E402
+from sims import cli  # noqa: E402
+
+
+def check_args(args, *, rules, nets, device="cpu"):
+    """Every setting checked before any timing (one-line errors)."""
+    from models.rules import get_rule
+    from models.spec import resolve
+
+    for r in rules:
+        get_rule(r)
+    for n in nets:
+        resolve(n)
+    try:
+        shape = tuple(int(s) for s in args.shape.split(","))
+    except ValueError:
+        raise cli.UsageError(f"--shape takes C,H,W (three integers), got {args.shape!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise cli.UsageError(f"--shape takes C,H,W (three positive integers), got {args.shape!r}")
+    for name in ("batch", "steps", "rounds"):
+        if getattr(args, name) < 1:
+            raise cli.UsageError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        raise cli.UsageError(f"--threads must be a positive integer, got {args.threads}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise cli.UsageError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
+    return shape
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--nets", nargs="+", default=["simpnet", "deepnet"])
-    p.add_argument("--rule", default="urfb")
-    p.add_argument("--batch", type=int, default=500)
-    p.add_argument("--shape", default="3,32,32")
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--threads", type=int, default=None)
+    p = cli.parser(__doc__)
+    p.add_argument("--nets", nargs="+", default=["simpnet", "deepnet"], help="presets or specifications")
+    p.add_argument("--rule", default="urfb", help="learning rule (not dfa: the scheduled engine refuses it)")
+    p.add_argument("--batch", type=int, default=500, help="mini-batch size")
+    p.add_argument("--shape", default="3,32,32", help="C,H,W of one input (CIFAR by default)")
+    p.add_argument("--steps", type=int, default=3, help="steps per engine per round")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (the median ratio is printed)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (None: PyTorch's choice)")
     args = p.parse_args()
+    shape = check_args(args, rules=[args.rule], nets=args.nets)
+    if args.rule.strip().lower() == "dfa":
+        raise cli.UsageError("--rule dfa has no top-down sequence for the scheduled engine; choose another rule")
     if args.threads:
         torch.set_num_threads(args.threads)
-    shape = tuple(int(s) for s in args.shape.split(","))
     mu = 1 / 9
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, rule {args.rule}, batch {args.batch}, "
           f"input {shape}, {args.rounds} rounds x {args.steps} steps, median of per-round ratios to 'fast'")
@@ -79,4 +106,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

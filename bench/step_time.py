@@ -13,7 +13,6 @@ the median of per-round ratios is printed, so machine noise hits numerator and d
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -27,6 +26,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.losses import hinge_loss  # noqa: E402
 from models.layers import Conv, Drop, Full, MaxPool, Sum  # noqa: E402
 from models.network import Network  # noqa: E402
+from sims import cli  # noqa: E402
+
+
+def check_args(args, *, rules, nets, device="cpu"):
+    """Every setting checked before any timing (one-line errors)."""
+    from models.rules import get_rule
+    from models.spec import resolve
+
+    for r in rules:
+        get_rule(r)
+    for n in nets:
+        resolve(n)
+    try:
+        shape = tuple(int(s) for s in args.shape.split(","))
+    except ValueError:
+        raise cli.UsageError(f"--shape takes C,H,W (three integers), got {args.shape!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise cli.UsageError(f"--shape takes C,H,W (three positive integers), got {args.shape!r}")
+    for name in ("batch", "steps", "rounds"):
+        if getattr(args, name) < 1:
+            raise cli.UsageError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        raise cli.UsageError(f"--threads must be a positive integer, got {args.threads}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise cli.UsageError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
+    return shape
 
 
 def reference_step(net: Network, Ws, opt, x, y, rule: str, mu: float, slope: float):
@@ -71,19 +96,19 @@ def project_step(net: Network, x, y, rule: str, mu: float):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--nets", nargs="+", default=["simpnet", "deepnet"])
-    p.add_argument("--rules", nargs="+", default=["bp", "bp-h", "frfb", "urfb", "dfa"])
-    p.add_argument("--batch", type=int, default=500)
+    p = cli.parser(__doc__)
+    p.add_argument("--nets", nargs="+", default=["simpnet", "deepnet"], help="presets or specifications")
+    p.add_argument("--rules", nargs="+", default=["bp", "bp-h", "frfb", "urfb", "dfa"], help="learning rules")
+    p.add_argument("--batch", type=int, default=500, help="mini-batch size")
     p.add_argument("--shape", default="3,32,32", help="C,H,W of one input (CIFAR by default)")
     p.add_argument("--steps", type=int, default=3, help="steps per variant per round")
-    p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (the median ratio is printed)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (None: PyTorch's choice)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = p.parse_args()
+    shape = check_args(args, rules=args.rules, nets=args.nets, device=args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    shape = tuple(int(s) for s in args.shape.split(","))
     dev = torch.device(args.device)
     mu = 1 / 9
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}, batch {args.batch}, "
@@ -124,4 +149,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

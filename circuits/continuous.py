@@ -51,6 +51,7 @@ from circuits import transfer
 from circuits.check import agreement_by_regime
 from circuits.regimes import RangeReport, _check_s, enforce_range
 from circuits.output_error import RANGE_FIX, _check_params
+from circuits.params import check_params
 
 __all__ = [
     "READOUTS",
@@ -133,6 +134,7 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, tau:
     ``delay > 0``); a ``StateMonitor`` ``{name}_monitor`` records δ and t_c every ``record_dt`` (default dt).
     Times in seconds.
     """
+    check_params(M=M, S=S, mu=mu, eps=eps, margin=margin)
     import brian2 as b2
     from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 
@@ -328,8 +330,7 @@ def gate_trajectory(x, delta, *, K: float, tau: float = 10e-3, tau_uv: float | N
     tau_uv = tau if tau_uv is None else tau_uv
     if not tau_uv >= dt:
         raise ValueError(f"tau_uv must be ≥ dt, got tau_uv={tau_uv}, dt={dt}.")
-    if not K > 0:
-        raise ValueError(f"K (the bound on |δ|) must be positive, got {K}.")
+    check_params(K=K)
     if not tau > 0 or not 0 < dt <= tau / 5:
         raise ValueError(f"need tau > 0 and 0 < dt ≤ tau/5 (s); got tau={tau}, dt={dt}.")
     if not 0 <= lead < duration:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from circuits import output_error, shutdown, transfer
+from circuits.params import check_params
 from circuits.regimes import CircuitRangeWarning, ON_RANGE_MODES, _check_s, enforce_range, regime_counts
 
 __all__ = ["supervisory", "OutputErrorCircuit", "ShutdownGate"]
@@ -157,8 +158,7 @@ class ShutdownGate(nn.Module):
 
     def __init__(self, *, K: float, on_range: str = "report"):
         super().__init__()
-        if not K > 0:
-            raise ValueError(f"K (the bound on |δ|) must be positive, got {K}.")
+        check_params(K=K)
         if on_range not in ON_RANGE_MODES:
             raise ValueError(f"on_range must be one of {ON_RANGE_MODES}, got {on_range!r}.")
         self.K, self.on_range = float(K), on_range

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuits import transfer
+from circuits.params import check_params
 from circuits.regimes import RangeReport, _check_s, enforce_range
 
 __all__ = [
@@ -160,18 +161,7 @@ def _check_order(order):
 
 
 def _check_params(*, M, S, mu, eps, margin, cycles=None):
-    if not M > 0:
-        raise ValueError(f"M must be positive (the bound on |h|), got {M}.")
-    if not S >= 0:
-        raise ValueError(f"S (learning threshold) must be ≥ 0, got {S}.")
-    if not mu > 0:
-        raise ValueError(f"mu must be positive (paper: 0 < μ ≤ 1), got {mu}.")
-    if not eps > 0:
-        raise ValueError(f"eps must be positive: with ε = 0 the correct regimes do not oscillate; got {eps}.")
-    if not 0 <= margin < 1:
-        raise ValueError(f"margin must be in [0, 1) (a fraction of ε), got {margin}.")
-    if cycles is not None and (int(cycles) != cycles or cycles < 1):
-        raise ValueError(f"cycles must be a positive integer, got {cycles}.")
+    check_params(M=M, S=S, mu=mu, eps=eps, margin=margin, cycles=cycles)
 
 
 def iterate_map(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles: int,
@@ -225,6 +215,7 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, orde
     import brian2 as b2
 
     _check_order(order)
+    check_params(M=M, S=S, mu=mu, eps=eps, margin=margin)
     h = np.asarray(h, dtype=np.float64).ravel()
     s = np.asarray(s, dtype=np.float64).ravel()
     N = h.size

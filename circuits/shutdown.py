@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from circuits import transfer
+from circuits.params import check_params
 from circuits.regimes import enforce_range
 
 __all__ = ["rule", "build_network", "simulate", "RANGE_FIX"]
@@ -58,6 +59,7 @@ def build_network(x, delta, *, K: float, name: str = "sd"):
     (incoming feedback δ) and ``{name}_gated`` (δ̃); one-to-one ``Synapses`` with summed inputs. One step of
     ``dt`` = 1 ms: u, v update first (order 1), δ̃ second (order 3). A monitor records δ̃ at the end.
     """
+    check_params(K=K)
     import brian2 as b2
 
     x = np.asarray(x, dtype=np.float64).ravel()
@@ -104,8 +106,7 @@ def simulate(x, delta, *, K: float, backend: str = "brian2", on_range: str = "re
     warn), ``"error"`` (raise), ``"clip"`` (clip δ into (-K, K) first). ``backend="torch"`` applies
     ``circuits.transfer.gate`` to torch tensors (float64, CPU), as ``circuits.modules.ShutdownGate`` does.
     """
-    if not K > 0:
-        raise ValueError(f"K (the bound on |δ|) must be positive, got {K}.")
+    check_params(K=K)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
     x = np.asarray(x, dtype=np.float64)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuits import transfer
+from circuits.params import check_params
 from circuits.continuous import READOUTS, Trajectory, _check_readout, _prepare, agreement_of, cycle_length
 
 __all__ = [
@@ -265,6 +266,7 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, marg
     unit's transfer alone.
     Returns ``(network, layout)`` where layout maps each neuron to (circuit, detector index 0..5).
     """
+    check_params(M=M, S=S, mu=mu, eps=eps, margin=margin)
     import brian2 as b2
     from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 

@@ -114,13 +114,19 @@ def draw(g: nx.DiGraph, path, *, title: str = "", pos: dict | None = None):
     pos = pos or nx.shell_layout(g)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colors = {"input": "#c6dbef", "external": "#e5e5e5", "unit": "#fdd0a2"}
-    labels = {n: d["label"] + (f"\n{d['function']}" if d["function"] else "") for n, d in g.nodes(data=True)}
-    nx.draw_networkx_nodes(g, pos, ax=ax, node_size=2200,
+    labels = {n: d["label"] + (f"\n{d['function'].replace('sigma_', 'σ_')}" if d["function"] else "")
+              for n, d in g.nodes(data=True)}
+    # node_size is the marker's area in points²: make the circle wider than its longest label line
+    font = 9
+    widest = max(len(line) for text in labels.values() for line in text.split("\n"))
+    node_size = max(2200, (0.65 * font * widest + 18) ** 2)
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_size=node_size,
                            node_color=[colors[d["kind"]] for _, d in g.nodes(data=True)], edgecolors="k")
-    nx.draw_networkx_labels(g, pos, labels, ax=ax, font_size=10)
-    nx.draw_networkx_edges(g, pos, ax=ax, node_size=2200, arrowsize=18, connectionstyle="arc3,rad=0.12")
+    nx.draw_networkx_labels(g, pos, labels, ax=ax, font_size=font)
+    nx.draw_networkx_edges(g, pos, ax=ax, node_size=node_size, arrowsize=18, connectionstyle="arc3,rad=0.12")
     elabels = {(a, b): f"{d['weight']:+g} → {d['term']}" for a, b, d in g.edges(data=True)}
     nx.draw_networkx_edge_labels(g, pos, elabels, ax=ax, font_size=8, connectionstyle="arc3,rad=0.12")
+    ax.margins(0.12)  # room for the outer nodes: none is cut by the frame or the title
     ax.set_title(title, fontsize=10)
     ax.axis("off")
     fig.tight_layout()

@@ -27,7 +27,7 @@ from .losses import default_mu, make_loss, supervisory
 from .network import Network
 from .rules import get_rule
 
-__all__ = ["RunConfig", "CircuitConfig", "train", "build_network", "make_loss", "evaluate", "DivergenceError", "RunDirError"]
+__all__ = ["RunConfig", "CircuitConfig", "train", "check_run_dir", "config_differences", "build_network", "make_loss", "evaluate", "DivergenceError", "RunDirError"]
 
 
 class DivergenceError(RuntimeError):
@@ -131,6 +131,11 @@ class RunConfig:
         if c.error_signal == "circuit" and get_rule(self.rule).loss != "hinge":
             raise ValueError(f"--error-signal circuit computes the hinge loss's error (eq. 6); rule {self.rule!r} "
                              "uses softmax cross-entropy: choose bp-h, frfb or urfb")
+        from circuits.params import check_params  # imports nothing: no Brian2, no circuit modules
+
+        # μ ≤ 1 only binds the output circuit (the hinge loss takes any μ > 0); μ unset is 1/(C-1) ≤ 1
+        check_params(M=c.M, S=1.0, mu=self.mu if c.error_signal == "circuit" else None, eps=c.eps, K=c.K,
+                     margin=c.margin, cycles=c.cycles)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
 
@@ -183,8 +188,7 @@ def make_step(config: RunConfig, net: Network, mu: float):
         if circuit is None:
             return None
         error_fn = lambda out, y, mu: circuit(out.detach(), supervisory(y, out))  # noqa: E731
-        loss_fn = make_loss(config.rule, mu, error_fn)
-        return lambda net, x, y, _loss, lr, decay: _fast_step(net, x, y, loss_fn, lr, decay)
+        return _FastCircuitStep(circuit, make_loss(config.rule, mu, error_fn))
     from .schedule import ScheduledEngine, brian2_audit
 
     c = config.circuit
@@ -248,17 +252,17 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
     config.validate()
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
+    state = check_run_dir(config, out, resume=resume)
+    if state is not None and state["epoch"] >= config.epochs:  # resuming a finished run: nothing to do
+        if log is not None:
+            log(f"the run in {out} is finished ({state['epoch']} of {config.epochs} epochs); nothing to train "
+                f"(a larger --epochs trains further)")
+        return state["metrics"]
+    if state is not None and log is not None:
+        for name, (was, now) in state["changed"].items():
+            log(f"resuming with {name} {was!r} -> {now!r} (where the run computes, not what it computes)")
     if out is not None:
-        if resume:
-            if not ckpt_path.exists():
-                raise RunDirError(f"nothing to resume in {out}: no checkpoint.pt there; start a new run "
-                                  "without --resume")
-        elif ckpt_path.exists() or (out / "metrics.jsonl").exists():
-            raise RunDirError(f"run directory {out} already holds a run; pass --resume to continue it or "
-                              "choose another --out")
         out.mkdir(parents=True, exist_ok=True)
-    elif resume:
-        raise RunDirError("--resume needs --out DIR, the run directory to continue")
 
     if dataset is None:
         from .data import load
@@ -289,6 +293,7 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
     start = 0
     if resume:
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        _write_json(out / "config.json", asdict(config))  # the run's own record: its new epoch count
         net.load_state_dict(state["model"])
         rows = state["metrics"]
         start = state["epoch"]
@@ -346,6 +351,9 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
         rows.append(row)
         if log is not None:
             log(_format_row(row))
+            if (config.circuit.error_signal == "circuit" or config.circuit.gate == "circuit") and \
+                    "regime_fraction" in row:
+                log(_format_circuit_row(row))
         if out is not None:
             state = {"epoch": epoch + 1, "model": net.state_dict(), "metrics": rows,
                      "rng": torch.get_rng_state(), "config": asdict(config),
@@ -353,6 +361,73 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
             _atomic_write(ckpt_path, lambda f: torch.save(state, f))
             _write_metrics(out / "metrics.jsonl", rows)
     return rows
+
+
+# settings a resumed run may take from the caller: the epoch count (train further) and where the run computes
+# (models.experiments resumes with the data source and device of the current call)
+RESUME_MAY_CHANGE = ("epochs", "device", "data_dir", "eval_batch_size")
+
+
+def _flat(config: RunConfig) -> dict:
+    d = asdict(config)
+    d.update({f"circuit.{k}": v for k, v in d.pop("circuit").items()})
+    return d
+
+
+def config_differences(saved: RunConfig, new: RunConfig, ignore=()) -> dict[str, tuple]:
+    """``{setting: (saved value, new value)}`` for every setting (circuit ones as ``circuit.M`` ...) that differs."""
+    a, b = _flat(saved), _flat(new)
+    return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
+
+
+def _describe(diff: dict) -> str:
+    return ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
+
+
+def check_run_dir(config: RunConfig, out_dir, *, resume: bool = False) -> dict | None:
+    """Check, before any work, that ``out_dir`` can hold this run; ``RunDirError`` (one line) otherwise.
+
+    A new run needs a directory without a run in it. A resumed run needs a checkpoint and the settings it
+    was started with (``config.json``): any other difference than ``RESUME_MAY_CHANGE`` is refused, naming
+    the settings, and so is an epoch count below the epochs already trained. Returns None for a new run, else
+    ``{"epoch": epochs done, "metrics": rows, "changed": {setting: (saved, new)}}``.
+    """
+    if out_dir is None:
+        if resume:
+            raise RunDirError("--resume needs --out DIR, the run directory to continue")
+        return None
+    out = Path(out_dir)
+    ckpt_path = out / "checkpoint.pt"
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file, not a run directory; choose another --out")
+    if not resume:
+        if ckpt_path.exists() or (out / "metrics.jsonl").exists():
+            saved = load_config(out) if (out / "config.json").exists() else None
+            diff = config_differences(saved, config, ignore=("epochs",)) if saved is not None else {}
+            if diff:
+                raise RunDirError(f"run directory {out} already holds a run with other settings ({_describe(diff)});"
+                                  " choose another --out for the new settings")
+            raise RunDirError(f"run directory {out} already holds a run; pass --resume to continue it or "
+                              "choose another --out")
+        return None
+    if not ckpt_path.exists():
+        raise RunDirError(f"nothing to resume in {out}: no checkpoint.pt there; start a new run without --resume")
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        done, rows = int(state["epoch"]), state["metrics"]
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one line
+        raise RunDirError(f"{ckpt_path} cannot be read ({type(e).__name__}); start a new run in another --out") \
+            from None
+    saved = load_config(out) if (out / "config.json").exists() else RunConfig.from_dict(state["config"])
+    diff = config_differences(saved, config, ignore=RESUME_MAY_CHANGE)
+    if diff:
+        raise RunDirError(f"the run in {out} was started with other settings ({_describe(diff)}); continue it with "
+                          "its own settings (only --epochs may change) or use another --out for the new ones")
+    if config.epochs < done:
+        raise RunDirError(f"the run in {out} has already trained {done} epochs; --epochs {config.epochs} is fewer: "
+                          f"pass --epochs {done} or more, or leave --epochs out")
+    changed = {k: v for k, v in config_differences(saved, config).items() if k != "epochs"}
+    return {"epoch": done, "metrics": rows, "changed": changed}
 
 
 def _fast_step(net: Network, x, y, loss_fn, lr: float, decay: float):
@@ -364,15 +439,61 @@ def _fast_step(net: Network, x, y, loss_fn, lr: float, decay: float):
 
 
 def _format_row(row: dict) -> str:
-    parts = [f"epoch {row['epoch']:>3}", f"loss {row['train_loss']:.4f}", f"train {100 * row['train_error']:5.2f}%"]
+    """The epoch line: the loss, then error rates (the share of misclassified examples) of each split."""
+    parts = [f"epoch {row['epoch']:>3}", f"loss {row['train_loss']:.4f}", f"train err {100 * row['train_error']:5.2f}%"]
     if "val_error" in row:
-        parts.append(f"val {100 * row['val_error']:5.2f}%")
+        parts.append(f"val err {100 * row['val_error']:5.2f}%")
     if "test_error" in row:
-        parts.append(f"test {100 * row['test_error']:5.2f}%")
+        parts.append(f"test err {100 * row['test_error']:5.2f}%")
     al = " ".join(f"{k}={v:+.2f}" for k, v in row["alignment"].items())
     parts.append(f"corr(W,R) {al}")
     parts.append(f"{row['seconds']:.1f}s")
     return " | ".join(parts)
+
+
+def _format_circuit_row(row: dict) -> str:
+    """The circuits' epoch line: output units per regime, range violations, Brian2 audit, order distance."""
+    rf = row.get("regime_fraction", {})
+    parts = ["  circuits: regimes " + " ".join(f"{k} {100 * v:.1f}%" for k, v in rf.items())]
+    rv = row.get("range_violations", {})
+    if rv:
+        names = {"output_M": "|h|>=M", "gate_K": "|delta|>=K"}
+        parts.append("out of range " + ", ".join(f"{names.get(k, k)} {v}" for k, v in rv.items()))
+    if "audit" in row:
+        a = row["audit"]
+        parts.append(f"Brian2 audit {a['mismatches']} mismatches in {a['batches']} batches")
+    if "order_distance" in row:
+        parts.append(f"paper vs gradient order {row['order_distance']:.2e}")
+    return " | ".join(parts)
+
+
+class _FastCircuitStep:
+    """The fast engine's step with the output circuit's δ in place of eq. 6; counts the circuit's regimes and
+    range violations per epoch (``epoch_metrics``, the keys the scheduled engine writes)."""
+
+    def __init__(self, circuit, loss_fn):
+        self.circuit, self.loss_fn = circuit, loss_fn
+        self.reset_metrics()
+
+    def reset_metrics(self) -> None:
+        self._n, self._out = 0, 0
+        self._regimes = {k: 0 for k in ("on-update", "on-correct", "off-update", "off-correct")}
+
+    def __call__(self, net, x, y, _loss, lr, decay):
+        loss, out = _fast_step(net, x, y, self.loss_fn, lr, decay)
+        info = self.circuit.last_info
+        self._n += info.get("n", 0)
+        self._out += info.get("n_out_of_range", 0)
+        for k, v in info.get("regimes", {}).items():
+            self._regimes[k] = self._regimes.get(k, 0) + v
+        return loss, out
+
+    def epoch_metrics(self) -> dict:
+        n = max(self._n, 1)
+        row = {"regime_fraction": {k: v / n for k, v in self._regimes.items()},
+               "range_violations": {"output_M": self._out}}  # the fast engine has no shutdown gate
+        self.reset_metrics()
+        return row
 
 
 def load_config(run_dir: str | os.PathLike) -> RunConfig:

@@ -5,7 +5,7 @@ This script runs the two physical versions of it, ``circuits.continuous`` (leaky
 with a relay-chain delay on δ → t) and ``circuits.spiking`` (LIF step detectors, calibrated), on a grid of
 feed-forward inputs h for s = ±1, and reports their agreement with eq. 6 per regime and readout.
 
-Figures written to docs/figures/:
+Figures written to --out (default runs/circuit_dynamics/; docs/figures with --publish):
   continuous_trajectories.png  δ(t), t_c(t) in the four regimes, without and with delay
   continuous_regime_map.png    readouts and mean |t_c| over h for s = ±1, with eq. 6
   spiking_calibration.png      a detector population's measured f(x), and the open-loop δ̂(H) vs σ_out(H)
@@ -16,24 +16,26 @@ A table of agreement per regime is printed (the one in docs/circuit_dynamics.md)
 shutdown gate against eq. 3 (settled value and transient leak).
 
     python sims/circuit_dynamics.py
+    python sims/circuit_dynamics.py --publish     # the published figures
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
+import sys
+
 import numpy as np
 
-from circuits import continuous, spiking, transfer
-from circuits.check import REGIMES, boundary_grid, regime
-from circuits.output_error import rule
-
-FIGDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "figures")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+from circuits import continuous, spiking, transfer  # noqa: E402
+from circuits.check import REGIMES, boundary_grid, regime  # noqa: E402
+from circuits.output_error import rule  # noqa: E402
+from sims import cli  # noqa: E402
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser(__doc__)
     p.add_argument("--M", type=float, default=2.0, help="bound on |h| (the circuit's range)")
     p.add_argument("--S", type=float, default=1.0, help="learning threshold (§3: 1)")
     p.add_argument("--mu", type=float, default=1 / 9, help="off-class factor μ (= 1/(C-1), C = 10)")
@@ -47,8 +49,17 @@ def parse_args():
                    help="δ → t synaptic delays of the spiking circuit (s)")
     p.add_argument("--rtol", type=float, default=0.1, help="agreement tolerance, fraction of the update value")
     p.add_argument("--K", type=float, default=1.0, help="bound on |δ| of the shutdown gate")
-    p.add_argument("--seed", type=int, default=0)
-    return p.parse_args()
+    p.add_argument("--seed", type=int, default=0, help="seed of the spiking networks' noise")
+    cli.add_output(p, "circuit_dynamics")
+    a = p.parse_args()
+    cli.check_circuit(M=a.M, S=a.S, mu=a.mu, eps=a.eps, K=a.K)  # before any simulation
+    for name in ("n_h", "n_h_spiking"):
+        if getattr(a, name) < 1:
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(a, name)}")
+    if not a.tau > 0 or not a.rtol > 0 or min(a.delays + a.spiking_delays) < 0:
+        raise cli.UsageError("--tau and --rtol must be positive and --delays, --spiking-delays ≥ 0 (seconds)")
+    a.out = str(cli.figure_dir(a))
+    return a
 
 
 def grid(n, M):
@@ -68,7 +79,8 @@ def print_table(rows):
     print(f"{'model':<11} {'delay ms':>8} {'readout':<12} {'regime':<12} {'n':>4} {'agree':>6} {'%':>6} "
           f"{'mean value':>10} {'eq. 6':>7} {'mean |t|':>8}")
     for model, delay, r, name, n, a, mean, eq6, tmean in rows:
-        print(f"{model:<11} {1e3 * delay:>8.0f} {r:<12} {name:<12} {n:>4d} {a:>6d} {100 * a / n:>6.1f} "
+        print(f"{model:<11} {1e3 * delay:>8.0f} {r:<12} {name:<12} {n:>4d} {a:>6d} "
+              f"{(100 * a / n if n else float('nan')):>6.1f} "
               f"{mean:>10.3f} {eq6:>7.3f} {tmean:>8.3f}")
 
 
@@ -237,13 +249,12 @@ def gate_section(a):
     axes[0].legend(fontsize=7)
     fig.suptitle(f"leaky shutdown gate (Fig. 15), K = {K:g}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.path.join(FIGDIR, "continuous_gate.png"), dpi=110)
+    fig.savefig(os.path.join(a.out, "continuous_gate.png"), dpi=110)
     plt.close(fig)
 
 
 def main():
     a = parse_args()
-    os.makedirs(FIGDIR, exist_ok=True)
     M, S, mu, eps, tau = a.M, a.S, a.mu, a.eps, a.tau
     rows, boundary_rows = [], []
     t_start = time.time()
@@ -259,10 +270,10 @@ def main():
     for delay in (a.delays[0], a.delays[-1]):
         rep.append(continuous.trajectory(hr, sr, M=M, S=S, mu=mu, eps=eps, tau=tau, delay=delay, cycles=12,
                                          window=4))
-    plot_trajectories(os.path.join(FIGDIR, "continuous_trajectories.png"), rep,
+    plot_trajectories(os.path.join(a.out, "continuous_trajectories.png"), rep,
                       [f"delay {1e3 * d:.0f} ms" for d in (a.delays[0], a.delays[-1])],
                       title=f"leaky rate circuit, τ = {1e3 * tau:g} ms, M={M:g}, S={S:g}, μ={mu:.3g}, ε={eps:g}")
-    plot_regime_map(os.path.join(FIGDIR, "continuous_regime_map.png"), h, s, results, mu=mu, S=S, M=M,
+    plot_regime_map(os.path.join(a.out, "continuous_regime_map.png"), h, s, results, mu=mu, S=S, M=M,
                     title="continuous circuit: readouts vs eq. 6")
     t_cont = time.time() - t_start
 
@@ -271,7 +282,7 @@ def main():
     cal = spiking.calibrate(params)
     H = np.linspace(-2 * M - S - 1.5, 2 * M + S + 1.5, 121)
     d_open = spiking.transfer_curve(H, M=M, S=S, mu=mu, eps=eps, params=params, seed=a.seed)
-    plot_calibration(os.path.join(FIGDIR, "spiking_calibration.png"), cal, H, d_open, M=M, S=S, mu=mu, eps=eps)
+    plot_calibration(os.path.join(a.out, "spiking_calibration.png"), cal, H, d_open, M=M, S=S, mu=mu, eps=eps)
     far = np.min(np.abs(H[:, None] - np.array([-2 * M - S, -M, M, 2 * M + S])[None]), 1) > 0.1
     err = np.abs(d_open - transfer.sigma_out(H, M=M, S=S, mu=mu, eps=eps))[far]
     hs, ss = grid(a.n_h_spiking, M)
@@ -302,11 +313,11 @@ def main():
         tr = spiking.trajectory(hr, sr, M=M, S=S, mu=mu, eps=eps, delay=delay, params=params, seed=a.seed,
                                 cycles=8, window=3, record_spikes=True)
         rep.append(tr)
-    plot_trajectories(os.path.join(FIGDIR, "spiking_trajectories.png"), rep,
+    plot_trajectories(os.path.join(a.out, "spiking_trajectories.png"), rep,
                       [f"delay {1e3 * d:.0f} ms" for d in (a.spiking_delays[0], a.spiking_delays[-1])],
                       title=f"spiking circuit (LIF step detectors, N={params.N}, τ_s={1e3 * params.tau_s:g} ms, "
                             f"margin 0.5), M={M:g}, S={S:g}, μ={mu:.3g}, ε={eps:g}", N=params.N)
-    plot_regime_map(os.path.join(FIGDIR, "spiking_regime_map.png"), hs, ss, results, mu=mu, S=S, M=M,
+    plot_regime_map(os.path.join(a.out, "spiking_regime_map.png"), hs, ss, results, mu=mu, S=S, M=M,
                     title="spiking circuit: readouts vs eq. 6")
     t_spk = time.time() - t_start - t_cont
 
@@ -323,4 +334,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

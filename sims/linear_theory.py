@@ -12,13 +12,18 @@ eps for a grid of (λ_T, λ_R); at every time it checks whether |e| falls, the r
 λ_i rises with eps, inside the theorems' assumptions and with each assumption dropped, plus a random
 search over non-zero initial conditions.
 
-    python sims/linear_theory.py            # the paper's setting; figures in docs/figures/fig12_linear_theory.png, linear_theorems.png
+    python sims/linear_theory.py             # the paper's setting; figures in runs/linear_theory/
+    python sims/linear_theory.py --publish   # the published docs/figures/fig12_linear_theory.png, linear_theorems.png
 """
-import argparse
 import os
 import time
 
+import sys
+
 import matplotlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+from sims import cli  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -26,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from models.linear import integrate, make_target, random_feedback, theorem_check  # noqa: E402
 
-p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+p = cli.parser(__doc__)
 p.add_argument("--sizes", type=int, nargs="+", default=[40, 100, 100, 10], help="n_0 … n_k (§5.1)")
 p.add_argument("--sd", type=float, default=2.0, help="sd of the entries of T's factors (§5.1)")
 p.add_argument("--init-scale", type=float, default=0.1,
@@ -41,9 +46,21 @@ p.add_argument("--dts", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 1.0]
 p.add_argument("--eps-grid", type=int, default=6, help="number of eps values in [0, 1] for Part 2")
 p.add_argument("--random-inits", type=int, default=16,
                help="random non-zero initial conditions per depth in the Part 2 search")
-p.add_argument("--out", default=os.path.join("docs", "figures"), help="folder for the figures")
+cli.add_output(p, "linear_theory")
 args = p.parse_args()
-os.makedirs(args.out, exist_ok=True)
+with cli.guard():  # every setting checked before any integration
+    if len(args.sizes) < 2 or min(args.sizes) < 1:
+        raise cli.UsageError(f"--sizes takes n_0 … n_k, at least two positive integers, got {args.sizes}")
+    for name in ("sd", "init_scale", "dt", "threshold"):
+        if not getattr(args, name) > 0:
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ("iterations", "eps_grid", "random_inits"):
+        if getattr(args, name) < (2 if name == "eps_grid" else 1):
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be at least {2 if name == 'eps_grid' else 1}, "
+                                 f"got {getattr(args, name)}")
+    if not args.seeds or not args.eps or min(args.dts) <= 0 or min(args.eps) < 0:
+        raise cli.UsageError("--seeds and --eps need at least one value, --eps values ≥ 0 and --dts values > 0")
+    args.out = str(cli.figure_dir(args))
 t_start = time.time()
 k = len(args.sizes) - 1
 methods = ["BP"] + [f"eps={e:g}" for e in args.eps]

@@ -9,20 +9,25 @@ spiking (``circuits.spiking``) versions on a coarser grid. Also draws the wiring
 the simulated network (``circuits.wiring``), checks the veto readout against eq. 6 on the boundary grid
 and random draws (``circuits.check``), and prints a table of the regimes.
 
-    python sims/output_circuit.py     # figures in docs/figures/output_circuit_*.png, fig14_wiring_output_error.png
+    python sims/output_circuit.py             # figures in runs/output_circuit/
+    python sims/output_circuit.py --publish   # the published docs/figures/output_circuit_*.png, fig14_wiring_output_error.png
 """
-import argparse
 import os
 import time
 import warnings
 
+import sys
+
 import matplotlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+from sims import cli  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+p = cli.parser(__doc__)
 p.add_argument("--M", type=float, default=3.0, help="bound on |h_c| (Appendix 1 assumes h_c ∈ [-M, M])")
 p.add_argument("--S", type=float, default=1.0, help="learning threshold S (§3: 1)")
 p.add_argument("--mu", type=float, default=1 / 9, help="off-class error μ (hinge default 1/(C-1), C = 10)")
@@ -35,8 +40,14 @@ p.add_argument("--grid", type=int, default=1201, help="points of the regime map 
 p.add_argument("--variant-grid", type=int, default=25, help="points per s for the continuous/spiking variants")
 p.add_argument("--draws", type=int, default=10_000, help="random draws of the agreement check")
 p.add_argument("--no-spiking", action="store_true", help="skip the spiking variant (the slowest part)")
-p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "figures"))
+cli.add_output(p, "output_circuit")
 args = p.parse_args()
+with cli.guard():  # every setting checked before any simulation
+    cli.check_circuit(M=args.M, S=args.S, mu=args.mu, eps=args.eps)
+    for name in ("cycles", "phase", "grid", "variant_grid", "draws"):
+        if getattr(args, name) < 1:
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    args.out = str(cli.figure_dir(args))
 
 import brian2 as b2  # noqa: E402
 
@@ -45,7 +56,6 @@ from circuits import check, output_error, wiring  # noqa: E402
 b2.prefs.codegen.target = "numpy"
 b2.BrianLogger.log_level_error()
 P = dict(M=args.M, S=args.S, mu=args.mu, eps=args.eps)
-os.makedirs(args.out, exist_ok=True)
 start = time.time()
 
 # 1. trajectories of the four representative inputs, both orders
@@ -139,8 +149,9 @@ axes[0, 0].set_title("Brian2 rate network (discrete map), sequential order", fon
 axes[0, 1].set_title("continuous-time and spiking versions (circuits.continuous, circuits.spiking)", fontsize=10)
 for ax in axes[1]:
     ax.set_xlabel("h_c")
-axes[0, 0].legend(fontsize=8, loc="center left")
-axes[0, 1].legend(fontsize=8, loc="center left")
+# lower left of the s = +1 panels: every curve there is at δ = 1 (h < S), so the legends cover none
+axes[0, 0].legend(fontsize=8, loc="lower left")
+axes[0, 1].legend(fontsize=8, loc="lower left")
 fig.suptitle(f"Regime map: M={args.M:g}, S={args.S:g}, μ={args.mu:.3g}, ε={args.eps:g} "
              f"(dotted lines: h = ±S)", fontsize=10)
 fig.tight_layout()

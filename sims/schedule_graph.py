@@ -4,9 +4,11 @@ Draws the networkx DAG that the scheduled engine (models.schedule) executes, for
 notation, in both orders: ``paper`` (a layer sends its signal down with the weights it has just updated, as
 in Fig. 15) and ``gradient`` (it sends before updating). Columns are layers (input side left), rows are the
 DAG's topological generations (time runs downward); edge colours mark the constraints of Remark 1.
-Writes docs/figures/schedule_<net>_<order>.png and prints the executed order.
+Writes schedule_<net>_<order>.png into --out (default runs/schedule_graph; docs/figures with --publish) and
+prints the executed order.
 
     python sims/schedule_graph.py --net simpnet
+    python sims/schedule_graph.py --net simpnet --publish      # the published figures
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import networkx as nx  # noqa: E402
 
 from models.network import Network  # noqa: E402
 from models.schedule import ScheduledEngine  # noqa: E402
+from sims import cli  # noqa: E402
 
 COLORS = {"forward": "#9ecae1", "error": "#fb6a4a", "update": "#74c476", "gate": "#fdae6b",
           "send": "#bcbddc", "replace": "#fcbba1"}
@@ -70,19 +73,28 @@ def draw(net: Network, G: nx.DiGraph, title: str, path: Path) -> None:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--net", default="simpnet")
-    p.add_argument("--shape", default="1,28,28")
-    p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--outdir", default=str(ROOT / "docs" / "figures"))
+    p = cli.parser(__doc__)
+    p.add_argument("--net", default="simpnet", help="preset or specification in the paper's notation")
+    p.add_argument("--shape", default="1,28,28", help="C,H,W of one input")
+    p.add_argument("--classes", type=int, default=10, help="output classes")
+    cli.add_output(p, "schedule_graph")
+    p.add_argument("--outdir", dest="out", action=cli._Given, help=argparse.SUPPRESS)  # deprecated: --out
     args = p.parse_args()
-    shape = tuple(int(s) for s in args.shape.split(","))
+    try:
+        shape = tuple(int(s) for s in args.shape.split(","))
+    except ValueError:
+        raise cli.UsageError(f"--shape takes C,H,W (three integers), got {args.shape!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise cli.UsageError(f"--shape takes C,H,W (three positive integers), got {args.shape!r}")
+    if args.classes < 2:
+        raise cli.UsageError(f"--classes must be at least 2, got {args.classes}")
     net = Network(args.net, shape, args.classes, rule="urfb")
+    outdir = cli.figure_dir(args)
     for order in ("paper", "gradient"):
         engine = ScheduledEngine(net, order=order)
         G = engine.graph
         name = args.net if " " not in args.net else "custom"
-        path = Path(args.outdir) / f"schedule_{name}_{order}.png"
+        path = outdir / f"schedule_{name}_{order}.png"
         draw(net, G, f"{name}: event graph of one batch, order '{order}' ({G.number_of_nodes()} events, "
                      f"{G.number_of_edges()} constraints)", path)
         print(f"order {order}: " + " → ".join(f"{e.kind}:{net.names[e.layer]}" for e in engine.events
@@ -91,4 +103,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

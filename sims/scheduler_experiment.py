@@ -12,10 +12,15 @@ in how the error signal and the gate are computed and in the order of the top-do
 
 Every variant starts from the same weights and sees the same batches and dropout masks. Per epoch it records
 test error, the fraction of output units in each circuit regime, range violations, the Brian2 audit of the
-circuit module (veto variant) and the distance between paper-order and gradient-order updates. Writes
-docs/figures/scheduler_variants.png and prints a table.
+circuit module (veto variant) and the distance between paper-order and gradient-order updates. Prints a
+table and writes scheduler_variants.png into --out (into docs/figures with --publish).
+
+Each variant's run directory under --out remembers its settings: a rerun with the same settings resumes or
+re-prints the finished runs; a rerun with other settings (M, ε, K, data, ...) is refused before any training,
+naming them; pass another --out for them. More --epochs than before continue the runs.
 
     python sims/scheduler_experiment.py --data fashion-mnist --train-subset 10000 --epochs 3
+    python sims/scheduler_experiment.py --data digits --train-subset 500 --epochs 1 --out runs/sched-tiny
 """
 from __future__ import annotations
 
@@ -29,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.train import CircuitConfig, RunConfig, train  # noqa: E402
+from models.train import CircuitConfig, RunConfig, check_run_dir, train  # noqa: E402
+from sims import cli  # noqa: E402
 
 
 def variants(phase: int) -> dict[str, tuple[dict, dict]]:
@@ -47,39 +53,51 @@ def variants(phase: int) -> dict[str, tuple[dict, dict]]:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="fashion-mnist")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--net", default="simpnet")
-    p.add_argument("--rule", default="urfb")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--train-subset", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=0)
+    p = cli.parser(__doc__)
+    p.add_argument("--data", default="fashion-mnist", help="data set (docs/data.md)")
+    p.add_argument("--data-dir", default=None, help="folder or archive of the data set (None: its default place)")
+    p.add_argument("--net", default="simpnet", help="preset or specification in the paper's notation")
+    p.add_argument("--rule", default="urfb", help="learning rule (hinge rules only: bp-h, frfb, urfb, kp, sign)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of every variant")
+    p.add_argument("--train-subset", type=int, default=10000, help="train on N examples only")
+    p.add_argument("--seed", type=int, default=0, help="weights, batch order, dropout, split")
     p.add_argument("--phase", type=int, default=7, help="odd cycle count of the 'phase K' readout")
-    p.add_argument("--circuit-M", type=float, default=10.0)
-    p.add_argument("--circuit-K", type=float, default=100.0)
-    p.add_argument("--circuit-eps", type=float, default=0.1)
-    p.add_argument("--out", default="runs/scheduler_experiment")
-    p.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "scheduler_variants.png"))
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--circuit-M", type=float, default=10.0, help="bound M on |h_L| of the output circuit (> 1)")
+    p.add_argument("--circuit-K", type=float, default=100.0, help="bound K on |δ| of the shutdown gate (> 0)")
+    p.add_argument("--circuit-eps", type=float, default=0.1, help="ε of σ_out (> 0)")
+    cli.add_output(p, "scheduler_experiment", what="variants' run directories, summary.json and the figure")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (None: PyTorch's choice)")
     args = p.parse_args()
+    if args.phase < 1 or args.phase % 2 == 0:
+        raise cli.UsageError(f"--phase must be a positive odd number (the even parity is run as phase+1), "
+                             f"got {args.phase}")
+    base = RunConfig(net=args.net, rule=args.rule, data=args.data, data_dir=args.data_dir, epochs=args.epochs,
+                     seed=args.seed, train_subset=args.train_subset, engine="scheduled",
+                     circuit=CircuitConfig(M=args.circuit_M, K=args.circuit_K, eps=args.circuit_eps))
+    out = Path(args.out)
+    plan = []
+    for name, (kw, circuit_kw) in variants(args.phase).items():  # every check before any training
+        cfg = replace(base, **kw, circuit=replace(base.circuit, **circuit_kw))
+        cfg.validate()
+        run_dir = out / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        resume = (run_dir / "checkpoint.pt").exists()
+        check_run_dir(cfg, run_dir, resume=resume)
+        plan.append((name, cfg, run_dir, resume))
+    from models.data import load
+
+    dataset = load(base.data, data_dir=base.data_dir, val_size=base.val_size, seed=base.seed,
+                   train_subset=base.train_subset)  # once for every variant, and missing data before any work
+    cli.writable(out)
+    figure = cli.figure_dir(args, out_holds_only_figures=False) / "scheduler_variants.png"
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.phase % 2 == 0:
-        p.error("--phase must be odd (the even parity is run as phase+1)")
-    base = RunConfig(net=args.net, rule=args.rule, data=args.data, data_dir=args.data_dir, epochs=args.epochs,
-                     seed=args.seed, train_subset=args.train_subset, engine="scheduled",
-                     circuit=CircuitConfig(M=args.circuit_M, K=args.circuit_K, eps=args.circuit_eps))
     results = {}
-    out = Path(args.out)
-    for name, (kw, circuit_kw) in variants(args.phase).items():
-        cfg = replace(base, **kw, circuit=replace(base.circuit, **circuit_kw))
-        run_dir = out / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
-        resume = (run_dir / "checkpoint.pt").exists()
+    for name, cfg, run_dir, resume in plan:
         t0 = time.perf_counter()
-        rows = train(cfg, run_dir, resume=resume, log=lambda line, n=name: print(f"[{n}] {line}", flush=True))
+        rows = train(cfg, run_dir, resume=resume, dataset=dataset,
+                     log=lambda line, n=name: print(f"[{n}] {line}", flush=True))
         results[name] = rows
         print(f"[{name}] {time.perf_counter() - t0:.0f} s", flush=True)
     (out / "summary.json").write_text(json.dumps(results, indent=1))
@@ -121,12 +139,12 @@ def main():
     ax[0].set(xlabel="epoch", ylabel="test error (%)", title=f"{args.net}, {args.rule}, {args.data}")
     ax[1].set(xlabel="epoch", ylabel="output units in a 'correct' regime (%)",
               title="outputs past the margin (circuit oscillates)")
-    ax[0].legend(fontsize=8)
-    fig.tight_layout()
-    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.figure, dpi=110)
-    print(f"wrote {args.figure}")
+    handles, labels = ax[0].get_legend_handles_labels()  # one legend below both panels: it covers no curve
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(figure, dpi=110)
+    print(f"wrote {figure}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

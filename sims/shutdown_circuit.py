@@ -7,28 +7,39 @@ circuit's δ̃ and where they differ (the |δ| ≥ K band), plus δ̃ against δ
 draws Fig. 15 as read off the simulated network; prints the agreement on random draws inside and outside
 |δ| < K.
 
-    python sims/shutdown_circuit.py     # figures in docs/figures/shutdown_circuit.png, fig15_wiring_shutdown.png
+    python sims/shutdown_circuit.py             # figures in runs/shutdown_circuit/
+    python sims/shutdown_circuit.py --publish   # the published docs/figures/shutdown_circuit.png, fig15_wiring_shutdown.png
 """
-import argparse
 import os
 import time
 import warnings
 
+import sys
+
 import matplotlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+from sims import cli  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+p = cli.parser(__doc__)
 p.add_argument("--K", type=float, default=1.0, help="bound on the feedback |δ| that the circuit assumes")
 p.add_argument("--h-max", type=float, default=1.6, help="feed-forward input range h ∈ [-h_max, h_max]")
 p.add_argument("--d-max", type=float, default=2.0, help="feedback range δ ∈ [-d_max·K, d_max·K]")
 p.add_argument("--grid", type=int, default=301, help="grid points per axis")
 p.add_argument("--draws", type=int, default=10_000, help="random draws of the agreement check")
-p.add_argument("--seed", type=int, default=0)
-p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs", "figures"))
+p.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+cli.add_output(p, "shutdown_circuit")
 args = p.parse_args()
+with cli.guard():  # every setting checked before any simulation
+    cli.check_circuit(K=args.K)
+    for name in ("h_max", "d_max", "grid", "draws"):
+        if not getattr(args, name) > 0:
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    args.out = str(cli.figure_dir(args))
 
 import brian2 as b2  # noqa: E402
 
@@ -37,7 +48,6 @@ from circuits.check import CircuitRangeWarning  # noqa: E402
 
 b2.prefs.codegen.target = "numpy"
 b2.BrianLogger.log_level_error()
-os.makedirs(args.out, exist_ok=True)
 start = time.time()
 K = args.K
 

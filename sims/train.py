@@ -9,7 +9,8 @@ Examples::
 
     python sims/train.py                                     # simpnet, URFB, scikit-learn digits
     python sims/train.py --data fashion-mnist --rule frfb --epochs 3 --out runs/fm-frfb
-    python sims/train.py --out runs/fm-frfb --resume --epochs 5   # continue a run
+    python sims/train.py --out runs/fm-frfb --resume --epochs 5   # continue a run, to 5 epochs
+    python sims/train.py --out runs/fm-frfb --resume              # continue it to its own epoch count
     python sims/train.py --data images --data-dir cifar10-train-jpeg.tar.xz --net deepnet_s
 
 The run directory (``--out``) receives ``config.json``, ``metrics.jsonl`` and ``checkpoint.pt``.
@@ -17,6 +18,7 @@ The run directory (``--out``) receives ``config.json``, ``metrics.jsonl`` and ``
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from dataclasses import asdict, fields
@@ -26,24 +28,73 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from models.train import (LEGACY_CIRCUIT_FIELDS, CircuitConfig, DivergenceError, RunConfig, RunDirError,  # noqa: E402
+from models.train import (LEGACY_CIRCUIT_FIELDS, CircuitConfig, RunConfig, check_run_dir,  # noqa: E402
                           load_config, train)
 from models.data import DATASETS  # noqa: E402
 from models.rules import RULES  # noqa: E402
+from models.spec import PRESETS  # noqa: E402
+from sims import cli  # noqa: E402
+
+RULE_HELP = {"bp": "softmax cross-entropy, feedback Wᵀ (exact back-propagation)",
+             "bp-h": "hinge loss (eq. 4), feedback Wᵀ",
+             "frfb": "hinge, feedback through a fixed random R",
+             "urfb": "hinge, feedback through R, which gets W's Hebbian increment (the paper's method)",
+             "kp": "urfb plus equal weight decay on W and R (Kolen-Pollack; needs --kp-decay > 0)",
+             "sign": "hinge, feedback sign(W)ᵀ (sign-symmetry)",
+             "dfa": "hinge, every hidden layer gets D_l δ_L directly (direct feedback alignment; --engine fast)"}
+
+EPILOG = ("presets (--net):\n" + "".join(f"  {k:<10} {v}\n" for k, v in PRESETS.items())
+          + "\nrules (--rule):\n" + "".join(f"  {k:<10} {RULE_HELP.get(k, '')}\n" for k in RULES)
+          + "\ndata (--data): " + ", ".join(DATASETS) + " (docs/data.md)\n" + """
+engine and order:
+  --engine fast (default) is autograd: the gradient order, with the ideal signals (eq. 6, σ').
+  --engine scheduled runs the event graph of Remark 1; its default --order paper sends each layer's
+  signal down with the feedback weights it has just updated (Fig. 15), so --engine scheduled alone
+  CHANGES the results of every rule whose feedback weights learn (all but frfb); --engine scheduled
+  --order gradient equals the fast engine. --order is refused without --engine scheduled.
+circuits:
+  --error-signal circuit replaces eq. 6 by the output error circuit (both engines); --readout,
+  --circuit-M/-eps/-cycles/-order/-margin and --audit-every (scheduled only) configure it.
+  --gate circuit (scheduled only) replaces σ' by the shutdown units; --circuit-K bounds their |δ|.
+  --on-range applies to either circuit. A circuit flag given without its circuit is refused.
+  Circuit parameters must satisfy M > 1 (= S), ε > 0, K > 0, 0 < μ ≤ 1 (--mu, with --error-signal circuit).
+resume:
+  --out DIR --resume continues the run in DIR with the settings it was started with (config.json), to
+  its own epoch count or to a larger --epochs; any other flag that differs from the saved settings is
+  refused (start a new run with another --out instead). Resuming a finished run says so and exits 0.
+""")
+
+# flags that only mean something with a circuit, engine or order: flag -> (dest, needs, what is needed)
+CONDITIONAL = {
+    "--readout": ("readout", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
+    "--circuit-M": ("circuit_M", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
+    "--circuit-eps": ("circuit_eps", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
+    "--circuit-cycles": ("circuit_cycles", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
+    "--circuit-order": ("circuit_order", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
+    "--circuit-margin": ("circuit_margin", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
+    "--audit-every": ("audit_every", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
+    "--circuit-K": ("circuit_K", lambda a: a.gate == "circuit", "--gate circuit"),
+    "--on-range": ("on_range", lambda a: "circuit" in (a.error_signal, a.gate),
+                   "--error-signal circuit or --gate circuit"),
+    "--order": ("order", lambda a: a.engine == "scheduled", "--engine scheduled"),
+    "--compare-every": ("compare_every", lambda a: a.engine == "scheduled" and a.order == "paper",
+                        "--engine scheduled --order paper"),
+}
+NOT_SETTINGS = {"out", "resume", "no_progress", "threads"}  # flags that are not part of a run's settings
 
 
-def parse_args(argv=None):
+def build_parser():
     d = RunConfig()
     c = d.circuit
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--net", default=d.net, help="preset name or a specification in the paper's notation")
+    p = cli.parser(__doc__, epilog=EPILOG, full_doc=False)
+    p.add_argument("--net", default=d.net, help="preset name (below) or a specification in the paper's notation")
     # rule and data are checked by the project (one-line errors), not by argparse choices
-    p.add_argument("--rule", default=d.rule, help=f"learning rule: {', '.join(RULES)}")
+    p.add_argument("--rule", default=d.rule, help=f"learning rule: {', '.join(RULES)} (below)")
     p.add_argument("--data", default=d.data, help=f"data set: {', '.join(DATASETS)}")
     p.add_argument("--data-dir", default=None, help="folder or archive holding the data set's files")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help="epochs to train to (with --resume: the run's own count unless given)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="mini-batch size B")
     p.add_argument("--lr", type=float, default=d.lr, help="SGD step η")
     p.add_argument("--seed", type=int, default=d.seed, help="weights, masks, batch order, dropout, split")
     p.add_argument("--connectivity", type=float, default=d.connectivity,
@@ -52,58 +103,100 @@ def parse_args(argv=None):
     p.add_argument("--feedback-init", default=d.feedback_init, choices=["random", "symmetric"],
                    help="R drawn independently, or R = Wᵀ (the Zipser–Rumelhart control)")
     p.add_argument("--slope", type=float, default=d.slope, help="a of σ(h) = clip(a·h, -1, 1)")
-    p.add_argument("--mu", type=float, default=None, help="off-class weight of the hinge loss [1/(C-1)]")
+    p.add_argument("--mu", type=float, default=None, help="off-class weight μ of the hinge loss; None: 1/(C-1)")
     p.add_argument("--kp-decay", type=float, default=d.kp_decay,
                    help="weight decay λ of the kp rule (required: kp with λ = 0 is urfb)")
-    p.add_argument("--train-subset", type=int, default=None, help="train on N examples only")
-    p.add_argument("--val-size", type=int, default=None, help="validation hold-out [data set's default]")
+    p.add_argument("--train-subset", type=int, default=None, help="train on N examples only (None: all)")
+    p.add_argument("--val-size", type=int, default=None, help="validation hold-out (None: the data set's default)")
     p.add_argument("--device", default=d.device, help="cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default=d.dtype, choices=["float32", "float64"])
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
-    g = p.add_argument_group("timing scheduler and circuits (Remark 1, Appendix 1)")
-    g.add_argument("--engine", default=d.engine, help="fast (autograd) or scheduled (the event graph of Remark 1, docs/spec.md §6)")
+    p.add_argument("--dtype", default=d.dtype, choices=["float32", "float64"], help="floating-point type")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (None: PyTorch's choice)")
+    g = p.add_argument_group("timing scheduler and circuits (Remark 1, Appendix 1; rules below)")
+    g.add_argument("--engine", default=d.engine,
+                   help="fast (autograd) or scheduled (the event graph of Remark 1, docs/spec.md §6)")
     g.add_argument("--order", default=d.order,
-                   help="scheduled engine: paper (send with the just-updated R, Fig. 15) or gradient")
+                   help="scheduled engine only: paper (send with the just-updated R, Fig. 15) or gradient")
     g.add_argument("--error-signal", default=c.error_signal, help="ideal (eq. 6) or circuit (Fig. 14)")
     g.add_argument("--readout", default=c.readout, help="circuit readout: veto, 'phase K', window-mean")
-    g.add_argument("--gate", default=c.gate, help="ideal (σ') or circuit (shutdown units, Fig. 15)")
-    g.add_argument("--circuit-M", type=float, default=c.M, help="bound M on |h_L| of the output circuit")
-    g.add_argument("--circuit-eps", type=float, default=c.eps, help="ε of σ_out")
-    g.add_argument("--circuit-cycles", type=int, default=None, help="cycles of the map [the readout's minimum]")
-    g.add_argument("--circuit-order", default=c.order, help="sequential (paper) or simultaneous")
+    g.add_argument("--gate", default=c.gate, help="ideal (σ') or circuit (shutdown units, Fig. 15; scheduled only)")
+    g.add_argument("--circuit-M", type=float, default=c.M, help="bound M on |h_L| of the output circuit (M > 1)")
+    g.add_argument("--circuit-eps", type=float, default=c.eps, help="ε of σ_out (> 0)")
+    g.add_argument("--circuit-cycles", type=int, default=None, help="cycles of the map (None: the readout's minimum)")
+    g.add_argument("--circuit-order", default=c.order, help="update order in the circuit: sequential (paper) or "
+                   "simultaneous")
     g.add_argument("--circuit-margin", type=float, default=c.margin, help="σ_ctl margin, fraction of ε")
-    g.add_argument("--circuit-K", type=float, default=c.K, help="bound K on |δ| of the shutdown gate")
+    g.add_argument("--circuit-K", type=float, default=c.K, help="bound K on |δ| of the shutdown gate (> 0)")
     g.add_argument("--on-range", default=c.on_range, help="out-of-range circuit inputs: report, error, clip")
     g.add_argument("--audit-every", type=int, default=c.audit_every,
-                   help="every N batches, check the circuit module against the Brian2 rate network")
+                   help="scheduled engine: every N batches, check the circuit module against the Brian2 network "
+                        "(0: never)")
     g.add_argument("--compare-every", type=int, default=c.compare_every,
-                   help="order paper: every N batches, measure the distance to the gradient-order update")
-    p.add_argument("--out", default=None, help="run directory [runs/<net>-<rule>-<data>-<time>]")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+                   help="order paper: every N batches, measure the distance to the gradient-order update (0: never)")
+    p.add_argument("--out", default=None, help="run directory (None: runs/<net>-<rule>-<data>-<time>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its saved settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    return p
+
+
+def given_flags(p, argv) -> set[str]:
+    """The dests of the flags given on the command line (not left at their defaults)."""
+    q = copy.deepcopy(p)
+    for a in q._actions:
+        a.default = argparse.SUPPRESS
+    return set(vars(q.parse_args(argv)))
+
+
+def parse_args(argv=None):
+    p = build_parser()
+    args = p.parse_args(argv)
+    args.given = given_flags(p, argv)
+    return args
+
+
+def config_from_args(args) -> RunConfig:
+    circuit = CircuitConfig(**{new: getattr(args, old) for old, new in LEGACY_CIRCUIT_FIELDS.items()})
+    return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)
+                        if f.name not in ("mask_output", "eval_batch_size", "circuit")},
+                     mask_output=not args.no_mask_output, circuit=circuit)
+
+
+def apply_given(config: RunConfig, args) -> RunConfig:
+    """``config`` (a saved run's) with every flag given on the command line applied, so that a resumed run can
+    be compared with its saved settings and a difference be named."""
+    d = asdict(config)
+    for dest in args.given - NOT_SETTINGS:
+        if dest in LEGACY_CIRCUIT_FIELDS:
+            d["circuit"][LEGACY_CIRCUIT_FIELDS[dest]] = getattr(args, dest)
+        elif dest == "no_mask_output":
+            d["mask_output"] = not args.no_mask_output
+        else:
+            d[dest] = getattr(args, dest)
+    return RunConfig.from_dict(d)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.resume:
         if args.out is None:
-            raise RunDirError("--resume needs --out DIR, the run directory to continue")
-        config = load_config(args.out)
-        config.epochs = args.epochs  # the only setting a resumed run may change: train further
+            raise cli.UsageError("--resume needs --out DIR, the run directory to continue")
+        config = apply_given(load_config(args.out), args)  # --epochs absent: the run's own count
     else:
-        circuit = CircuitConfig(**{new: getattr(args, old) for old, new in LEGACY_CIRCUIT_FIELDS.items()})
-        config = RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)
-                              if f.name not in ("mask_output", "eval_batch_size", "circuit")},
-                           mask_output=not args.no_mask_output, circuit=circuit)
+        for flag, (dest, ok, needs) in CONDITIONAL.items():
+            if dest in args.given and not ok(args):
+                raise cli.UsageError(f"{flag} has no effect without {needs}; drop it or add {needs}")
+        config = config_from_args(args)
+    config.validate()
     out = args.out
     if out is None:
         name = config.net if " " not in config.net else "custom"
         out = f"runs/{name}-{config.rule}-{config.data}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_run_dir(config, out, resume=args.resume)
+    cli.writable(out)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"run: {out}")
     print("config: " + ", ".join(f"{k}={v}" for k, v in asdict(config).items()))
     rows = train(config, out, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty(),
@@ -111,22 +204,16 @@ def main(argv=None) -> int:
     if rows:
         last = rows[-1]
         final = {k: last[k] for k in ("train_error", "val_error", "test_error") if k in last}
-        print("final: " + ", ".join(f"{k} {100 * v:.2f}%" for k, v in final.items()))
+        print(f"final (epoch {last['epoch']}): " + ", ".join(f"{k.replace('_error', ' err')} {100 * v:.2f}%"
+                                                             for k, v in final.items()))
     return 0
 
 
 def run() -> int:
-    from models.data import DataError
-    from models.spec import SpecError
-
-    try:
-        return main()
-    except (SpecError, RunDirError, DivergenceError, DataError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: the last finished epoch is saved; continue with --resume", file=sys.stderr)
-        return 130
+    status = cli.run(main)
+    if status == 130:
+        print("the last finished epoch is saved; continue with --resume", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

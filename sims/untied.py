@@ -11,14 +11,14 @@ and the filter similarity of ``models.local.filter_similarity`` (mean correlatio
 filters at different positions vs the shuffled-channel baseline), at initialisation and after training.
 
 Paper values: CIFAR-10, 100+ epochs, batch 500 (tied) / 50 (untied, sparse tensors). Defaults here are a
-short CPU budget; each run also reports seconds per epoch and the process's peak resident memory.
+short CPU budget; each run also reports seconds per epoch and the process's peak resident memory. Figures and
+untied.json go to --out (default runs/untied); --publish writes the figures into docs/figures instead.
 
     python sims/untied.py --data images --data-dir cifar10-train-jpeg.tar.xz --train-subset 10000 --epochs 3
-    python sims/untied.py --data images --data-dir cifar10-train-jpeg.tar.xz --protocol --net deepnet_s
+    python sims/untied.py --data images --data-dir cifar10-train-jpeg.tar.xz --protocol --nets deepnet_s
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -34,35 +34,58 @@ import torch  # noqa: E402
 from models.data import load  # noqa: E402
 from models.local import Local, filter_similarity, untied_spec  # noqa: E402
 from models.protocol import untie_protocol  # noqa: E402
+from models.rules import get_rule  # noqa: E402
+from models.spec import resolve  # noqa: E402
 from models.train import RunConfig, build_network, train  # noqa: E402
-
-FIG = ROOT / "docs" / "figures"
+from sims import cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.parser(__doc__)
     p.add_argument("--data", default="images", help="data set (images: a <split>/<class>/*.jpg tree or tar)")
     p.add_argument("--data-dir", default=None, help="folder or archive of the data set")
     p.add_argument("--nets", default="simpnet", help="comma-separated presets to compare tied vs untied")
     p.add_argument("--rules", default="bp-h,urfb,frfb", help="comma-separated rules")
     p.add_argument("--kinds", default="tied,untied", help="which of the two networks to train")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--tied-epochs", type=int, default=None, help="--protocol: epochs of the tied stage")
-    p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--slope", type=float, default=0.5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=3, help="epochs of every run (--protocol: of the untied stage)")
+    p.add_argument("--tied-epochs", type=int, default=None,
+                   help="--protocol: epochs of the tied stage (None: models.protocol's default)")
+    p.add_argument("--batch-size", type=int, default=500, help="mini-batch size")
+    p.add_argument("--lr", type=float, default=0.1, help="SGD step η")
+    p.add_argument("--slope", type=float, default=0.5, help="a of σ(h) = clip(a·h, -1, 1)")
+    p.add_argument("--seed", type=int, default=0, help="weights, batch order, dropout, split")
     p.add_argument("--train-subset", type=int, default=None, help="train on N images only")
-    p.add_argument("--val-size", type=int, default=5000)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--val-size", type=int, default=5000, help="validation hold-out")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--protocol", action="store_true", help="the §4.1 protocol (freeze layer 1, untie the rest)")
     p.add_argument("--positions", default="2,2;2,29;29,2;16,16", help="Fig. 8: grid positions i,j;...")
     p.add_argument("--channels", type=int, default=6, help="Fig. 8: channels shown")
-    p.add_argument("--out", default=None, help="also write every run's metrics as JSON here")
+    cli.add_output(p, "untied", what="figures and untied.json (every run's metrics)")
     p.add_argument("--tag", default="cifar10", help="figure name suffix")
     return p.parse_args(argv)
+
+
+def check_args(args) -> None:
+    """Every setting checked before the data is loaded (one-line errors)."""
+    for kind in args.kinds.split(","):
+        if kind not in ("tied", "untied"):
+            raise cli.UsageError(f"--kinds takes tied and/or untied, got {kind!r}")
+    for rule in args.rules.split(","):
+        get_rule(rule)
+    for net in args.nets.split(","):
+        resolve(net)
+    try:
+        positions = [tuple(int(v) for v in q.split(",")) for q in args.positions.split(";")]
+    except ValueError:
+        raise cli.UsageError(f"--positions takes i,j;i,j;... (grid positions), got {args.positions!r}") from None
+    if any(len(q) != 2 for q in positions):
+        raise cli.UsageError(f"--positions takes i,j;i,j;... (grid positions), got {args.positions!r}")
+    for name in ("epochs", "batch_size", "channels", "threads"):
+        if getattr(args, name) < (0 if name == "epochs" else 1):
+            raise cli.UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    RunConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, slope=args.slope,
+              device=args.device).validate()
 
 
 def peak_reset() -> None:
@@ -103,8 +126,6 @@ def compare(args, dataset):
     for net in args.nets.split(","):
         for rule in args.rules.split(","):
             for kind in args.kinds.split(","):
-                if kind not in ("tied", "untied"):
-                    raise SystemExit(f"--kinds takes tied and/or untied, got {kind!r}")
                 cfg = replace(base, net=net if kind == "tied" else untied_spec(net), rule=rule)
                 network = build_network(cfg, shape, classes)
                 init = W0 = None
@@ -149,7 +170,7 @@ def figure_errors(results, args):
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("§4.1 / Fig. 9: tied (blue) vs untied (red)")
     fig.tight_layout()
-    path = FIG / f"untied_{args.tag}_errors.png"
+    path = args.fig_dir / f"untied_{args.tag}_errors.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -186,8 +207,10 @@ def figure_filters(f, positions, channels, title, path):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    check_args(args)
+    out = cli.writable(args.out)
+    args.fig_dir = cli.figure_dir(args, out_holds_only_figures=False)
     torch.set_num_threads(args.threads)
-    FIG.mkdir(parents=True, exist_ok=True)
     dataset = load(args.data, data_dir=args.data_dir, val_size=args.val_size, seed=args.seed,
                    train_subset=args.train_subset)
     print(dataset.summary(), f"| {torch.get_num_threads()} thread(s)")
@@ -224,22 +247,20 @@ def main(argv=None) -> int:
             s = res["similarity"]
             title = (f"{net} untied layer 1 after {len(res['rows'])} epochs, {rule.upper()}:\nsame-channel corr "
                      f"{s['same']:.2f}, shuffled {s['shuffled']:.2f}")
-            path = FIG / f"untied_{args.tag}_filters_{net}_{rule}.png"
+            path = args.fig_dir / f"untied_{args.tag}_filters_{net}_{rule}.png"
             print("figure:", figure_filters(layer.filters(), positions, args.channels, title, path))
             s = res["similarity_increment"]
             title = (f"{net} untied layer 1, increments W - W(0), {rule.upper()}:\nsame-channel corr "
                      f"{s['same']:.2f}, shuffled {s['shuffled']:.2f}")
-            path = FIG / f"untied_{args.tag}_increments_{net}_{rule}.png"
+            path = args.fig_dir / f"untied_{args.tag}_increments_{net}_{rule}.png"
             inc = layer.filters() - res["W0"].view(layer.filters().shape)
             print("figure:", figure_filters(inc, positions, args.channels, title, path))
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        dump = {f"{n}|{r}|{k}": {key: v for key, v in res.items() if key not in ("network", "W0")}
-                for (n, r, k), res in results.items()}
-        (out / "untied.json").write_text(json.dumps(dump, indent=1))
+    dump = {f"{n}|{r}|{k}": {key: v for key, v in res.items() if key not in ("network", "W0")}
+            for (n, r, k), res in results.items()}
+    (out / "untied.json").write_text(json.dumps(dump, indent=1))
+    print("wrote", out / "untied.json")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -91,6 +91,29 @@ BREAKS = {
     "claims-better-sign": (
         "models/claims.py", 'return "holds" if (d > 2 * se and d > least)', 'return "holds" if (-d > 2 * se and -d > least)',
         "tests/test_reproduce.py::test_verdicts_follow_the_numbers"),
+    "circuit-M-below-S-accepted": (
+        "circuits/params.py", 'if not (_number("M", M) > s and', 'if not (_number("M", M) > 0 and',
+        "tests/test_params.py::test_output_circuit_parameters_are_refused_at_every_entry_point"),
+    "script-error-is-a-traceback": (
+        "sims/cli.py", "            _report(e)\n            return 2\n", "            raise\n",
+        "tests/test_cli.py::test_bad_input_is_one_line_and_exit_2_before_any_work"),
+    "module-script-checks-nothing-first": (
+        "sims/output_circuit.py", "    cli.check_circuit(M=args.M, S=args.S, mu=args.mu, eps=args.eps)\n", "",
+        "tests/test_cli.py::test_bad_input_is_one_line_and_exit_2_before_any_work[sims/output_circuit.py:--M 0.5]"),
+    "resume-ignores-saved-settings": (
+        "models/train.py", "    diff = config_differences(saved, config, ignore=RESUME_MAY_CHANGE)\n",
+        "    diff = {}\n",
+        "tests/test_train.py::test_resume_refuses_settings_that_differ_from_the_saved_ones_and_names_them"),
+    "resume-trains-to-the-flag-default": (
+        "sims/train.py", "config = apply_given(load_config(args.out), args)",
+        "config = apply_given(load_config(args.out), args); config.epochs = args.epochs",
+        "tests/test_train.py::test_cli_resume_without_epochs_continues_to_the_runs_own_count_and_names_changed_flags"),
+    "circuit-line-not-printed": (
+        "models/train.py", "                log(_format_circuit_row(row))", "                pass",
+        "tests/test_train.py::test_circuit_signals_print_a_regime_line_per_epoch"),
+    "figures-published-by-default": (
+        "sims/cli.py", "    return writable(args.out)", "    return writable(FIGURES)",
+        "tests/test_cli.py::test_scripts_write_under_runs_by_default_not_into_docs_figures"),
 }
 
 

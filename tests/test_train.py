@@ -233,3 +233,67 @@ def test_old_flat_config_loads_into_the_grouped_circuit_fields_and_resumes(tmp_p
     resumed_cfg.epochs = 2
     resumed = train(resumed_cfg, tmp_path / "cut", dataset=ds, resume=True)
     assert strip(resumed) == strip(full)
+
+
+def test_resume_refuses_settings_that_differ_from_the_saved_ones_and_names_them(tmp_path):
+    """Issue 12: a run directory remembers its configuration. Resuming (or starting anew) with other settings
+    is refused with one line naming each differing setting; more epochs continue; fewer than done are
+    refused; resuming a finished run trains nothing and returns its metrics."""
+    ds = tiny_dataset()
+    d = tmp_path / "r"
+    rows = train(cfg(epochs=1), d, dataset=ds)
+    with pytest.raises(RunDirError, match=r"lr 0.1 -> 0.05") as e:
+        train(cfg(epochs=2, lr=0.05), d, dataset=ds, resume=True)
+    assert "\n" not in str(e.value) and "another --out" in str(e.value)
+    changed = cfg(epochs=1, circuit=__import__("models.train", fromlist=["CircuitConfig"]).CircuitConfig(M=5.0))
+    with pytest.raises(RunDirError, match=r"circuit.M 10.0 -> 5.0"):
+        train(changed, d, dataset=ds, resume=True)
+    with pytest.raises(RunDirError, match=r"circuit.M 10.0 -> 5.0.*another --out"):
+        train(changed, d, dataset=ds)  # a new run over an old one with other settings
+    assert len(read_metrics(d)) == 1  # nothing was trained by the refused calls
+    lines = []
+    assert strip(train(cfg(epochs=1), d, dataset=ds, resume=True, log=lines.append)) == strip(rows)
+    assert any("finished (1 of 1 epochs)" in line for line in lines)
+    assert len(train(cfg(epochs=2), d, dataset=ds, resume=True)) == 2  # more epochs: sound, continued
+    assert json.loads((d / "config.json").read_text())["epochs"] == 2  # the run's own count is now 2
+    with pytest.raises(RunDirError, match="already trained 2 epochs"):
+        train(cfg(epochs=1), d, dataset=ds, resume=True)
+
+
+def test_cli_resume_without_epochs_continues_to_the_runs_own_count_and_names_changed_flags(tmp_path):
+    """``--resume`` without ``--epochs`` keeps the run's count (not the flag's default, 10); a flag that
+    differs from the saved settings (--lr) is refused in one line with status 2."""
+    run = [sys.executable, str(ROOT / "sims" / "train.py"), "--data", "digits", "--net", "full 8; output",
+           "--train-subset", "100", "--batch-size", "50", "--out", str(tmp_path / "r"), "--threads", "1",
+           "--no-progress"]
+    p = subprocess.run(run + ["--epochs", "2"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "train err" in p.stdout and "val err" in p.stdout  # error rates say they are errors
+    p = subprocess.run(run + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "finished (2 of 2 epochs)" in p.stdout
+    assert [r["epoch"] for r in read_metrics(tmp_path / "r")] == [1, 2]
+    p = subprocess.run(run + ["--resume", "--lr", "0.05"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "lr 0.1 -> 0.05" in p.stderr, p.stderr
+    assert [r["epoch"] for r in read_metrics(tmp_path / "r")] == [1, 2]
+
+
+@pytest.mark.parametrize("kw", [dict(engine="fast"), dict(engine="scheduled")])
+def test_circuit_signals_print_a_regime_line_per_epoch(kw):
+    """Under error_signal=circuit each epoch logs a second line with the output units' regime fractions (which
+    sum to 100%) and the range violations; under the ideal signals no such line."""
+    from models.train import CircuitConfig
+
+    ds = tiny_dataset()
+    lines = []
+    rows = train(cfg(epochs=2, **kw, circuit=CircuitConfig(error_signal="circuit")), dataset=ds, log=lines.append)
+    circ = [line for line in lines if line.lstrip().startswith("circuits:")]
+    assert len(circ) == 2 and "out of range |h|>=M 0" in circ[0]
+    for r in rows:
+        assert sum(r["regime_fraction"].values()) == pytest.approx(1.0)
+        assert r["range_violations"]["output_M"] == 0
+    for name, frac in rows[-1]["regime_fraction"].items():
+        assert f"{name} {100 * frac:.1f}%" in circ[-1]
+    lines = []
+    train(cfg(epochs=1, **kw), dataset=ds, log=lines.append)
+    assert not [line for line in lines if "circuits:" in line]
