@@ -38,14 +38,11 @@ from models.experiments import (DATASET_NAMES, MatrixError, execute, load_matrix
                                 run_state)
 from models.spec import SpecError  # noqa: E402
 from models.train import DivergenceError, RunDirError  # noqa: E402
+from sims.cli import UsageError, writable  # noqa: E402
 
 EXPERIMENTS = ROOT / "sims" / "experiments"
 FIGURE_NAMES = ("fig04", "fig05", "fig06", "fig07", "fig08", "fig09", "fig10", "fig11", "fig12", "fig13",
                 "circuits", "results")
-
-
-class UsageError(ValueError):
-    """A command-line mistake."""
 
 
 def parse_args(argv=None):
@@ -191,13 +188,7 @@ def main(argv=None) -> int:
         print(f"budget {matrix.name}: {matrix.description}")
         print_plan(rows)
         return 0
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"cannot write to --out {root} ({e.strerror}); choose a writable folder") from None
+    writable(root)
 
     t0 = time.perf_counter()
     if not a.only:
