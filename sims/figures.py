@@ -282,27 +282,32 @@ def fig_filters(matrix, results, fig_dir, root):
         a = first.k // 2
         positions = [(a, a), (a, w - 1 - a), (h - 1 - a, a), (h // 2, w // 2)]
         f = filters_at(first, positions).detach()  # (P, C_out, C_in, k, k)
+        f0 = filters_at(first0, positions).detach()
+        blocks = (("W", f), ("W − W(0)", f - f0))  # the weights, and what learning added to them
         sim = filter_similarity(first)
         inc = filter_similarity(first, reference=first0.W)
         channels = min(6, f.shape[1])
-        fig, axes = plt.subplots(channels, len(positions), figsize=(1.6 * len(positions) + 1, 1.6 * channels + 1.6),
-                                 squeeze=False)
-        for c in range(channels):
-            for pi, pos in enumerate(positions):
-                img = f[pi, c].permute(1, 2, 0).numpy() if f.shape[2] in (1, 3) else f[pi, c, :1].permute(1, 2, 0).numpy()
-                lo, hi = img.min(), img.max()
-                img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
-                ax = axes[c, pi]
-                ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if c == 0:
-                    ax.set_title(f"position {pos}", fontsize=8)
-                if pi == 0:
-                    ax.set_ylabel(f"channel {c}", fontsize=8)
+        cols = 2 * len(positions)
+        fig, axes = plt.subplots(channels, cols, figsize=(1.3 * cols + 1, 1.4 * channels + 1.8), squeeze=False)
+        for b, (name, block) in enumerate(blocks):
+            for c in range(channels):
+                for pi, pos in enumerate(positions):
+                    filt = block[pi, c] if block.shape[2] in (1, 3) else block[pi, c, :1]
+                    img = filt.permute(1, 2, 0).numpy()
+                    lo, hi = img.min(), img.max()
+                    img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+                    ax = axes[c, b * len(positions) + pi]
+                    ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", interpolation="nearest")
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    if c == 0:
+                        ax.set_title(f"{name}\nat {pos}", fontsize=8)
+                    if pi == 0 and b == 0:
+                        ax.set_ylabel(f"channel {c}", fontsize=8)
         fig.suptitle(f"Fig. 8: untied {row['net_name']}, first layer ({label(run.protocol)}, seed {run.seed}), "
                      f"{first.k}×{first.k} filters at 4 of the {h}×{w} positions", fontsize=9)
-        caption(fig, matrix, f"Each filter scaled to its own range. Similarity of one channel's filters across "
+        caption(fig, matrix, f"Left: the weights W; right: the increments W − W(0) that learning added (W(0) "
+                             f"redrawn from the run's seed). Each filter scaled to its own range. Similarity of one channel's filters across "
                              f"positions (mean correlation): weights {sim['same']:+.3f} vs {sim['shuffled']:+.3f} "
                              f"between channels; learned increments W − W(0) {inc['same']:+.3f} vs "
                              f"{inc['shuffled']:+.3f}.", seeds=[run.seed])
