@@ -189,7 +189,7 @@ def claim3(rows: list[_Row]) -> Verdict:
             continue
         if row.at_chance():
             nums.append(f"{row.name}: every protocol at chance ({row.chance:.0f}%) at the end: decides nothing "
-                        "at this budget (the plateau of slope 0.5 with Glorot initialisation)")
+                        "at this budget (no rule has left the initial plateau, BP included)")
             notes.append(f"{row.name} at chance")
             parts.append("undecided")
             continue
@@ -297,7 +297,7 @@ def claim6(rows: list[_Row]) -> Verdict:
             f"{min(epochs_used)}–{max(epochs_used)}"
         nums.append(f"{row.name}: from epoch 1 to epoch {span} (URFB's hidden-layer "
                     f"correlation still {min(corrs):.2f}–{max(corrs):.2f}), URFB's training error fell "
-                    f"{_fmt(mr, sdr, n)}× as much as BP-H's (similar: 0.5–2×): {v}")
+                    f"{_fmt(mr, sdr, n, digits=2)}× as much as BP-H's (similar: 0.5–2×): {v}")
     verdict = combine(parts)
     reason = ("URFB's early drop is within 0.5–2× of BP-H's while weakly correlated" if verdict == "holds" else
               "see the numbers" if parts else "no row where BP-H learns early")
