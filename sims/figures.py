@@ -406,8 +406,9 @@ def write_page(matrix, results, page: Path, fig_names: list[str], command: str) 
               "## Figures", ""]
     lines += [f"![{n}](figures/{n})" for n in fig_names]
     lines += ["", "## Seconds per epoch", "",
-              "Measured inside each run (training pass only), one PyTorch thread per run, with the other worker "
-              "running beside it.", ""]
+              f"Measured inside each run (training pass only) with {matrix.threads} PyTorch thread(s) per run. Runs "
+              "shared the machine with each other and with whatever else ran, so these are noisy: compare them "
+              "within a row, and use the benchmarks in bench/ for speed ratios.", ""]
     lines += seconds_table(results)
     page.write_text("\n".join(lines) + "\n")
     return page
