@@ -6,9 +6,9 @@ error unit ``δ_c`` and the control unit ``t_c``, wired as in Fig. 14::
     s_c --(+2M)--> δ_c <--(-2M)-- t_c        H_c = h_c + 2M s_c - 2M t_c,  δ_c = σ_out(H_c)
                    δ_c --(+1)---> t_c                                        t_c = σ_ctl(δ_c)
 
-The equations (σ_out, σ_ctl, one cycle) are defined once, in ``circuits.transfer``; here the Brian2 network
-calls those very functions (registered as Brian2 ``Function``s for the ``numpy`` code-generation target)
-on inputs that its synapses sum. One time step of the network is one cycle of the paper's alternating map:
+The equations (σ_out, σ_ctl, one cycle) are defined once, in ``circuits.transfer``: the Brian2 network
+runs the Brian2 expressions made from the same breakpoint tables (``transfer.brian2_expressions``; no Python
+callback) on inputs that its synapses sum. One time step of the network is one cycle of the paper's alternating map:
 
 - ``order="sequential"`` (the paper): δ reads the old t, then t reads the new δ. From t = 0 the four regimes
   of ``circuits.check`` appear: δ constant (1 or -μ) or a period-2 oscillation (1+ε ↔ 0, -μ-ε ↔ 0).
@@ -192,17 +192,6 @@ def iterate_map(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles
 # The Brian2 rate network
 
 
-def brian2_functions():
-    """σ_out and σ_ctl of ``circuits.transfer`` as Brian2 ``Function``s (numpy target)."""
-    from circuits.brian import numpy_function
-
-    sigma_out = numpy_function(lambda H, M, S, mu, eps: transfer.sigma_out(H, M=M, S=S, mu=mu, eps=eps),
-                               ["H", "M", "S", "mu", "eps"])
-    sigma_ctl = numpy_function(lambda d, mu, eps, margin: transfer.sigma_ctl(d, mu=mu, eps=eps, margin=margin),
-                               ["delta", "mu", "eps", "margin"])
-    return sigma_out, sigma_ctl
-
-
 def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, order: str = "sequential",
                   margin: float = 0.0, name: str = "oe"):
     """Build the Brian2 network of Fig. 14 for the flat arrays ``h``, ``s`` (one circuit per entry).
@@ -219,9 +208,8 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, orde
     h = np.asarray(h, dtype=np.float64).ravel()
     s = np.asarray(s, dtype=np.float64).ravel()
     N = h.size
-    sigma_out, sigma_ctl = brian2_functions()
-    ns = {"sigma_out": sigma_out, "sigma_ctl": sigma_ctl, "M": float(M), "S": float(S), "mu": float(mu),
-          "eps": float(eps), "margin": float(margin)}
+    ns = {"M": float(M), "S": float(S), "mu": float(mu), "eps": float(eps), "margin": float(margin)}
+    f = transfer.brian2_expressions(sigma_out="h + I_s + I_t", sigma_ctl="I_delta")
     clock = b2.Clock(dt=1 * b2.ms, name=f"{name}_clock")  # one step = one cycle
     # Slots within 'groups': a summed variable is updated at (target order - 1), before its target reads it.
     d_order, t_order = (1, 3) if order == "sequential" else (2, 2)
@@ -244,10 +232,8 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, orde
         sy.connect(i=idx, j=idx)
         sy.w = w
         syn.append(sy)
-    err.run_regularly("delta = sigma_out(h + I_s + I_t, M, S, mu, eps)", when="groups", order=d_order,
-                      name=f"{name}_delta_update")
-    ctl.run_regularly("t_c = sigma_ctl(I_delta, mu, eps, margin)", when="groups", order=t_order,
-                      name=f"{name}_t_update")
+    err.run_regularly(f"delta = {f['sigma_out']}", when="groups", order=d_order, name=f"{name}_delta_update")
+    ctl.run_regularly(f"t_c = {f['sigma_ctl']}", when="groups", order=t_order, name=f"{name}_t_update")
     mon_d = b2.StateMonitor(err, "delta", record=True, when="end", name=f"{name}_delta_monitor")
     mon_t = b2.StateMonitor(ctl, "t_c", record=True, when="end", name=f"{name}_t_monitor")
     return b2.Network(sup, err, ctl, *syn, mon_d, mon_t, name=f"{name}_network")

@@ -42,16 +42,6 @@ def rule(x, delta):
     return np.where(np.abs(x) >= 1.0, 0.0, delta)
 
 
-def brian2_functions():
-    """σ_u, σ_v and σ_gate of ``circuits.transfer`` as Brian2 ``Function``s (numpy target)."""
-    from circuits.brian import numpy_function
-
-    sigma_u = numpy_function(transfer.sigma_u, "x")
-    sigma_v = numpy_function(transfer.sigma_v, "x")
-    sigma_gate = numpy_function(lambda z, K: transfer.sigma_gate(z, K=K), ["z", "K"])
-    return sigma_u, sigma_v, sigma_gate
-
-
 def build_network(x, delta, *, K: float, name: str = "sd"):
     """Build the Brian2 network of Fig. 15 for flat arrays ``x``, ``delta`` (one unit per entry).
 
@@ -65,17 +55,17 @@ def build_network(x, delta, *, K: float, name: str = "sd"):
     x = np.asarray(x, dtype=np.float64).ravel()
     delta = np.asarray(delta, dtype=np.float64).ravel()
     N = x.size
-    sigma_u, sigma_v, sigma_gate = brian2_functions()
+    f = transfer.brian2_expressions(sigma_u="I_x", sigma_v="I_x", sigma_gate="I_delta + I_u + I_v")
     clock = b2.Clock(dt=1 * b2.ms, name=f"{name}_clock")
     g_x = b2.NeuronGroup(N, "x : 1 (constant)", name=f"{name}_x", namespace={}, clock=clock, order=0)
     g_fb = b2.NeuronGroup(N, "delta : 1 (constant)", name=f"{name}_fb", namespace={}, clock=clock, order=0)
-    g_u = b2.NeuronGroup(N, "I_x : 1\nu : 1", name=f"{name}_u", namespace={"sigma_u": sigma_u}, clock=clock, order=1)
-    g_v = b2.NeuronGroup(N, "I_x : 1\nv : 1", name=f"{name}_v", namespace={"sigma_v": sigma_v}, clock=clock, order=1)
+    g_u = b2.NeuronGroup(N, "I_x : 1\nu : 1", name=f"{name}_u", namespace={}, clock=clock, order=1)
+    g_v = b2.NeuronGroup(N, "I_x : 1\nv : 1", name=f"{name}_v", namespace={}, clock=clock, order=1)
     g_out = b2.NeuronGroup(N, """I_delta : 1
                                  I_u : 1
                                  I_v : 1
                                  delta_tilde : 1""", name=f"{name}_gated",
-                           namespace={"sigma_gate": sigma_gate, "K": float(K)}, clock=clock, order=3)
+                           namespace={"K": float(K)}, clock=clock, order=3)
     g_x.x = x
     g_fb.delta = delta
     idx = np.arange(N)
@@ -90,10 +80,9 @@ def build_network(x, delta, *, K: float, name: str = "sd"):
         sy.connect(i=idx, j=idx)
         sy.w = w
         syn.append(sy)
-    g_u.run_regularly("u = sigma_u(I_x)", when="groups", order=1, name=f"{name}_u_update")
-    g_v.run_regularly("v = sigma_v(I_x)", when="groups", order=1, name=f"{name}_v_update")
-    g_out.run_regularly("delta_tilde = sigma_gate(I_delta + I_u + I_v, K)", when="groups", order=3,
-                        name=f"{name}_gated_update")
+    g_u.run_regularly(f"u = {f['sigma_u']}", when="groups", order=1, name=f"{name}_u_update")
+    g_v.run_regularly(f"v = {f['sigma_v']}", when="groups", order=1, name=f"{name}_v_update")
+    g_out.run_regularly(f"delta_tilde = {f['sigma_gate']}", when="groups", order=3, name=f"{name}_gated_update")
     mon = b2.StateMonitor(g_out, "delta_tilde", record=True, when="end", name=f"{name}_monitor")
     return b2.Network(g_x, g_fb, g_u, g_v, g_out, *syn, mon, name=f"{name}_network")
 

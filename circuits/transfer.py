@@ -37,9 +37,19 @@ which equals eq. 3 (δ̃ = 0 where |x| = 1, else δ) whenever |δ| < K.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 __all__ = [
+    "Step",
+    "SIGMA_OUT",
+    "SIGMA_CTL",
+    "SIGMA_U",
+    "SIGMA_V",
+    "GATE_OPEN",
+    "brian2_expressions",
+    "identify_brian2",
     "sigma_out",
     "sigma_ctl",
     "sigma_gate",
@@ -85,26 +95,88 @@ def _as_float(x):
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
 
+class Step:
+    """A piecewise-constant transfer function given by its breakpoint table: the one definition from which
+    both the NumPy/PyTorch function (``__call__``) and the Brian2 expression (``brian2``) are made.
+
+    ``levels[0]`` holds below the first threshold; crossing threshold i (an expression in the parameters)
+    switches to ``levels[i + 1]``. ``closed`` says whether the threshold value itself belongs to the upper
+    piece (x ≥ θ) or the lower one (x > θ). Levels and thresholds are arithmetic expressions in the
+    function's parameters, written once and read by Python and by Brian2 alike.
+    """
+
+    def __init__(self, levels, thresholds):
+        if len(levels) != len(thresholds) + 1:
+            raise ValueError("a step function needs one more level than thresholds")
+        self.levels = tuple(levels)
+        self.thresholds = tuple(thresholds)  # ((expression, closed), ...)
+        self._code = {e: compile(e, "<transfer>", "eval") for e in (*self.levels, *(t for t, _ in thresholds))}
+
+    def _value(self, expr, params) -> float:
+        return float(eval(self._code[expr], {"__builtins__": {}}, params))  # noqa: S307 - fixed table entries
+
+    def __call__(self, x, **params):
+        x = _as_float(x)
+        out = _full_like(x, self._value(self.levels[0], params))
+        for (theta, closed), level in zip(self.thresholds, self.levels[1:]):
+            t = self._value(theta, params)
+            out = _where(x >= t if closed else x > t, self._value(level, params), out)
+        return out
+
+    def brian2(self, x: str) -> str:
+        """The function of the expression ``x`` in Brian2's expression language: a sum of ``level·int(piece)``
+        terms whose pieces are disjoint, so that exactly one term is non-zero and the value is exact."""
+        above = [f"({x}) {'>=' if closed else '>'} ({theta})" for theta, closed in self.thresholds]
+        terms = []
+        for i, level in enumerate(self.levels):
+            piece = ([above[i - 1]] if i > 0 else []) + ([f"not ({above[i]})"] if i < len(above) else [])
+            terms.append(f"({level})*int({' and '.join(piece)})")
+        return " + ".join(terms)
+
+
+# The breakpoint tables of Fig. 13 (docs/spec.md §7.1) and Fig. 15 (§7.2).
+SIGMA_OUT = Step(levels=("-mu - eps", "-mu", "0.0", "1.0", "1.0 + eps"),
+                 thresholds=(("-2*M - S", True), ("-M", False), ("M", True), ("2*M + S", False)))
+SIGMA_CTL = Step(levels=("-1.0", "0.0", "1.0"),
+                 thresholds=(("-mu - margin*eps", True), ("1.0 + margin*eps", False)))
+SIGMA_U = Step(levels=("0.0", "1.0"), thresholds=(("1.0", True),))
+SIGMA_V = Step(levels=("-1.0", "0.0"), thresholds=(("-1.0", False),))
+GATE_OPEN = Step(levels=("0.0", "1.0"), thresholds=(("-K", True),))  # σ_gate(z) = z · GATE_OPEN(z)
+
+
+def brian2_expressions(**x) -> dict:
+    """Brian2 expression strings of the circuits' transfer functions applied to the given argument
+    expressions, e.g. ``brian2_expressions(sigma_out="h + I_s + I_t")["sigma_out"]``. The parameters
+    (``M``, ``S``, ``mu``, ``eps``, ``margin``, ``K``) are names the network's namespace must hold."""
+    make = {"sigma_out": SIGMA_OUT.brian2, "sigma_ctl": SIGMA_CTL.brian2, "sigma_u": SIGMA_U.brian2,
+            "sigma_v": SIGMA_V.brian2, "sigma_gate": lambda z: f"({z})*({GATE_OPEN.brian2(z)})"}
+    unknown = set(x) - set(make)
+    if unknown:
+        raise KeyError(f"no Brian2 expression for {sorted(unknown)}; known: {', '.join(make)}")
+    return {name: make[name](arg) for name, arg in x.items()}
+
+
+def identify_brian2(expression: str):
+    """``(function name, argument expression)`` if ``expression`` is one of ``brian2_expressions``'s strings
+    (how ``circuits.wiring`` names the transfer function a Brian2 group runs), else None."""
+    m = re.search(r"int\(not \(\((.*?)\) >=? ", expression)
+    if m is None:
+        return None
+    arg = m.group(1)
+    for name in ("sigma_out", "sigma_ctl", "sigma_u", "sigma_v", "sigma_gate"):
+        if brian2_expressions(**{name: arg})[name] == expression.strip():
+            return name, arg
+    return None
+
+
 def sigma_out(H, *, M: float, S: float = 1.0, mu: float, eps: float):
     """Transfer function of the output error unit δ_c (docs/spec.md §7.1); H = ±M maps to the outer value."""
-    H = _as_float(H)
-    out = _full_like(H, -mu - eps)  # H < -2M-S
-    out = _where(H >= -2 * M - S, -mu, out)
-    out = _where(H > -M, 0.0, out)
-    out = _where(H >= M, 1.0, out)
-    out = _where(H > 2 * M + S, 1.0 + eps, out)
-    return out
+    return SIGMA_OUT(H, M=M, S=S, mu=mu, eps=eps)
 
 
 def sigma_ctl(delta, *, mu: float, eps: float = 0.0, margin: float = 0.0):
     """Transfer function of the control unit t_c (docs/spec.md §7.1); ``margin`` in units of ε (0 = paper)."""
-    delta = _as_float(delta)
-    upper = 1.0 + margin * eps
-    lower = -mu - margin * eps
-    out = _full_like(delta, 0.0)
-    out = _where(delta > upper, 1.0, out)
-    out = _where(delta < lower, -1.0, out)
-    return out
+    return SIGMA_CTL(delta, mu=mu, eps=eps, margin=margin)
 
 
 def error_input(h, s, t, *, M: float):
@@ -130,21 +202,14 @@ def cycle_simultaneous(h, s, t, delta, *, M: float, S: float = 1.0, mu: float, e
     return new_delta, new_t
 
 
-def _indicator(cond, like):
-    """``cond`` as 1.0 / 0.0 in the dtype of ``like``."""
-    return cond.to(like.dtype) if _is_torch(like) else cond.astype(like.dtype)
-
-
 def sigma_u(x):
     """Transfer function of the shutdown control unit u (Fig. 15): ``u = 1[x ≥ 1]``."""
-    x = _as_float(x)
-    return _indicator(x >= 1.0, x)
+    return SIGMA_U(x)
 
 
 def sigma_v(x):
     """Transfer function of the shutdown control unit v (Fig. 15): ``v = -1[x ≤ -1]``."""
-    x = _as_float(x)
-    return -_indicator(x <= -1.0, x) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return SIGMA_V(x)
 
 
 def control_units(x):

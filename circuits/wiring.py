@@ -20,6 +20,8 @@ import re
 import networkx as nx
 import numpy as np
 
+from . import transfer
+
 __all__ = ["graph_from_network", "output_error_graph", "shutdown_graph", "draw"]
 
 _PRETTY = {"delta": "δ", "t_c": "t", "delta_tilde": "δ̃", "s": "s", "x": "x", "u": "u", "v": "v", "h": "h"}
@@ -33,6 +35,9 @@ def _update_code(group):
         code = (getattr(obj, "abstract_code", "") or "").strip()
         if code and "=" in code and not obj.name.endswith("stateupdater"):
             lhs, rhs = (part.strip() for part in code.split("=", 1))
+            known = transfer.identify_brian2(rhs)  # a transfer function's expression, from its breakpoint table
+            if known is not None:
+                return lhs, known[0], get_identifiers(known[1]), code
             fn = re.match(r"\s*([A-Za-z_]\w*)\s*\(", rhs)
             return lhs, (fn.group(1) if fn else None), get_identifiers(rhs), code
     return None
