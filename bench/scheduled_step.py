@@ -26,31 +26,6 @@ from models.train import _fast_step, make_loss  # noqa: E402
 from sims import cli  # noqa: E402
 
 
-def check_args(args, *, rules, nets, device="cpu"):
-    """Every setting checked before any timing (one-line errors)."""
-    from models.rules import get_rule
-    from models.spec import resolve
-
-    for r in rules:
-        get_rule(r)
-    for n in nets:
-        resolve(n)
-    try:
-        shape = tuple(int(s) for s in args.shape.split(","))
-    except ValueError:
-        raise cli.UsageError(f"--shape takes C,H,W (three integers), got {args.shape!r}") from None
-    if len(shape) != 3 or min(shape) < 1:
-        raise cli.UsageError(f"--shape takes C,H,W (three positive integers), got {args.shape!r}")
-    for name in ("batch", "steps", "rounds"):
-        if getattr(args, name) < 1:
-            raise cli.UsageError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    if args.threads is not None and args.threads < 1:
-        raise cli.UsageError(f"--threads must be a positive integer, got {args.threads}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise cli.UsageError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
-    return shape
-
-
 def main():
     p = cli.parser(__doc__)
     p.add_argument("--nets", nargs="+", default=["simpnet", "deepnet"], help="presets or specifications")
@@ -61,7 +36,7 @@ def main():
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (the median ratio is printed)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (None: PyTorch's choice)")
     args = p.parse_args()
-    shape = check_args(args, rules=[args.rule], nets=args.nets)
+    shape = cli.check_bench(args, rules=[args.rule], nets=args.nets)
     if args.rule.strip().lower() == "dfa":
         raise cli.UsageError("--rule dfa has no top-down sequence for the scheduled engine; choose another rule")
     if args.threads:

@@ -29,31 +29,6 @@ from models.network import Network  # noqa: E402
 from sims import cli  # noqa: E402
 
 
-def check_args(args, *, rules, nets, device="cpu"):
-    """Every setting checked before any timing (one-line errors)."""
-    from models.rules import get_rule
-    from models.spec import resolve
-
-    for r in rules:
-        get_rule(r)
-    for n in nets:
-        resolve(n)
-    try:
-        shape = tuple(int(s) for s in args.shape.split(","))
-    except ValueError:
-        raise cli.UsageError(f"--shape takes C,H,W (three integers), got {args.shape!r}") from None
-    if len(shape) != 3 or min(shape) < 1:
-        raise cli.UsageError(f"--shape takes C,H,W (three positive integers), got {args.shape!r}")
-    for name in ("batch", "steps", "rounds"):
-        if getattr(args, name) < 1:
-            raise cli.UsageError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    if args.threads is not None and args.threads < 1:
-        raise cli.UsageError(f"--threads must be a positive integer, got {args.threads}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise cli.UsageError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
-    return shape
-
-
 def reference_step(net: Network, Ws, opt, x, y, rule: str, mu: float, slope: float):
     """One step of plain autograd back-propagation through the same architecture with PyTorch ops only."""
     it = iter(Ws)
@@ -106,7 +81,7 @@ def main():
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (None: PyTorch's choice)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = p.parse_args()
-    shape = check_args(args, rules=args.rules, nets=args.nets, device=args.device)
+    shape = cli.check_bench(args, rules=args.rules, nets=args.nets, device=args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)

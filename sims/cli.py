@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"  # the published figures; written only with --publish
 
 __all__ = ["UsageError", "HelpFormatter", "parser", "add_output", "figure_dir", "writable", "run", "guard",
-           "fail", "check_circuit"]
+           "fail", "check_circuit", "parse_shape", "check_bench"]
 
 
 class UsageError(ValueError):
@@ -85,6 +85,40 @@ def check_circuit(**params) -> None:
     from circuits.params import check_params
 
     check_params(**params)
+
+
+
+def parse_shape(text: str) -> tuple:
+    """``"C,H,W"`` → ``(C, H, W)``, three positive integers (``UsageError`` otherwise)."""
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise UsageError(f"--shape takes C,H,W (three integers), got {text!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise UsageError(f"--shape takes C,H,W (three positive integers), got {text!r}")
+    return shape
+
+
+def check_bench(args, *, rules, nets, device="cpu"):
+    """A step-time benchmark's settings checked before any timing (one-line errors); returns the input shape."""
+    import torch
+
+    from models.rules import get_rule
+    from models.spec import resolve
+
+    for r in rules:
+        get_rule(r)
+    for n in nets:
+        resolve(n)
+    shape = parse_shape(args.shape)
+    for name in ("batch", "steps", "rounds"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be a positive integer, got {args.threads}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
+    return shape
 
 
 def _project_errors() -> tuple[type[BaseException], ...]:

@@ -80,12 +80,7 @@ def main():
     cli.add_output(p, "schedule_graph")
     p.add_argument("--outdir", dest="out", action=cli._Given, help=argparse.SUPPRESS)  # deprecated: --out
     args = p.parse_args()
-    try:
-        shape = tuple(int(s) for s in args.shape.split(","))
-    except ValueError:
-        raise cli.UsageError(f"--shape takes C,H,W (three integers), got {args.shape!r}") from None
-    if len(shape) != 3 or min(shape) < 1:
-        raise cli.UsageError(f"--shape takes C,H,W (three positive integers), got {args.shape!r}")
+    shape = cli.parse_shape(args.shape)
     if args.classes < 2:
         raise cli.UsageError(f"--classes must be at least 2, got {args.classes}")
     net = Network(args.net, shape, args.classes, rule="urfb")
