@@ -1,17 +1,5 @@
 """Agreement of a circuit with its abstract rule: regimes, range checks, grid and random-draw checker (docs/spec.md §7).
 
-The four regimes of the output error circuit (Appendix 1, docs/spec.md §7.1 table), per class c with feed-forward
-input ``h`` and supervisory signal ``s`` (+1 presented class, -1 otherwise), learning threshold ``S``:
-
-====================  =================  ============================  ===========
-name                  condition          circuit behaviour (from t=0)  eq. 6 value
-====================  =================  ============================  ===========
-``"on-update"``       s=+1, h ≤ S        δ constant 1                  1
-``"on-correct"``      s=+1, h > S        δ oscillates 1+ε, 0           0
-``"off-update"``      s=-1, h ≥ -S       δ constant -μ                 -μ
-``"off-correct"``     s=-1, h < -S       δ oscillates -μ-ε, 0          0
-====================  =================  ============================  ===========
-
 The reference value is eq. 6 in its printed (closed, ``≤``/``≥``) form, i.e.
 ``circuits.output_error.rule(..., boundary="closed")``: that is the form the circuit computes (the
 closed intervals of σ_out put h = S in the update regime) and the form the regime names state. The
