@@ -140,9 +140,8 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, tau:
 
     h = np.asarray(h, dtype=np.float64).ravel()
     s = np.asarray(s, dtype=np.float64).ravel()
-    f_out = brian2_function(lambda H: transfer.sigma_out(H, M=M, S=S, mu=mu, eps=eps), "H")
-    f_ctl = brian2_function(lambda d: transfer.sigma_ctl(d, mu=mu, eps=eps, margin=margin), "delta")
-    eqs = ["ddelta/dt = (-delta + sigma_out(h + 2*M*s - 2*M*t_c)) / tau : 1",
+    f = transfer.brian2_expressions(sigma_out="h + 2*M*s - 2*M*t_c")
+    eqs = [f"ddelta/dt = (-delta + ({f['sigma_out']})) / tau : 1",
            "h : 1 (constant)",
            "s : 1 (constant)"]
     if delay > 0:
@@ -153,8 +152,9 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, tau:
             prev = f"r{k}"
     else:
         seen = "delta"
-    eqs.append(f"dt_c/dt = (-t_c + sigma_ctl({seen})) / tau : 1")
-    ns = {"sigma_out": f_out, "sigma_ctl": f_ctl, "M": float(M), "tau": tau * b2.second,
+    eqs.append(f"dt_c/dt = (-t_c + ({transfer.brian2_expressions(sigma_ctl=seen)['sigma_ctl']})) / tau : 1")
+    ns = {"M": float(M), "S": float(S), "mu": float(mu), "eps": float(eps), "margin": float(margin),
+          "tau": tau * b2.second,
           "tau_r": (delay / n_relay if delay > 0 else 1.0) * b2.second}
     group = b2.NeuronGroup(h.size, "\n".join(eqs), method="exponential_euler", namespace=ns,
                            dt=dt * b2.second, name=f"{name}_circuits", codeobj_class=NumpyCodeObject)

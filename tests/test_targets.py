@@ -60,8 +60,12 @@ def test_a_table_is_its_function_and_names_itself():
 
 def test_no_python_callback_in_the_rate_networks(brian):
     """The rate networks are Brian2 code only: no ``Function`` in any namespace, so every target can run them."""
+    from circuits import continuous
+
     nets = [output_error.build_network([0.5, -2.0], [1.0, -1.0], M=M, S=S, mu=MU, eps=EPS),
-            shutdown.build_network([0.2, 1.0], [0.3, -0.4], K=K)]
+            shutdown.build_network([0.2, 1.0], [0.3, -0.4], K=K),
+            continuous.build_network(np.array([0.5, -2.0]), np.array([1.0, -1.0]), M=M, S=S, mu=MU, eps=EPS,
+                                     tau=0.01, dt=0.001, delay=0.01)]
     for net in nets:
         for obj in net.objects:
             ns = getattr(obj, "namespace", None) or {}
