@@ -2,6 +2,7 @@
 
 ``brian``: a clean Brian2 state for one test (runtime device, default preferences, the ``numpy``
 code-generation target that needs no compiler, a fresh scope and a fixed seed).
+``float64``: PyTorch's default dtype set to float64 for one test (where an equality is exact), then restored.
 """
 import pytest
 
@@ -17,3 +18,13 @@ def brian():
     brian2.seed(1234)
     yield brian2
     brian2.start_scope()
+
+
+@pytest.fixture
+def float64():
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

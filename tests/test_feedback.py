@@ -7,12 +7,7 @@ import torch.nn.functional as F
 from models import feedback as fb
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # every test in float64 (tests/conftest.py)
 
 
 def _grads(fn, x, W):
