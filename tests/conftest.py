@@ -2,6 +2,8 @@
 
 ``brian``: a clean Brian2 state for one test (runtime device, default preferences, the ``numpy``
 code-generation target that needs no compiler, a fresh scope and a fixed seed).
+``target``: Brian2 set to each code-generation target in turn (numpy; cython and cpp_standalone, which
+compile, are marked slow), reset afterwards — the way Brian2's own suite runs a test on every target.
 ``float64``: PyTorch's default dtype set to float64 for one test (where an equality is exact), then restored.
 """
 import pytest
@@ -28,3 +30,24 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+TARGETS = ["numpy", pytest.param("cython", marks=pytest.mark.slow),
+           pytest.param("cpp_standalone", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(params=TARGETS)
+def target(request, brian, tmp_path):
+    """Brian2 set to one code-generation target (and device), reset afterwards."""
+    name = request.param
+    if name == "cpp_standalone":
+        brian.set_device("cpp_standalone", directory=str(tmp_path / "standalone"), build_on_run=True,
+                         with_output=False)
+    else:
+        brian.prefs.codegen.target = name
+    yield name
+    if name == "cpp_standalone":
+        brian.device.reinit()
+        brian.device.activate()
+    brian.set_device("runtime")
+    brian.prefs.reset_to_defaults()

@@ -72,27 +72,6 @@ def test_no_python_callback_in_the_rate_networks(brian):
             assert not any(isinstance(v, brian.Function) for v in ns.values()), obj.name
 
 
-TARGETS = ["numpy", pytest.param("cython", marks=pytest.mark.slow),
-           pytest.param("cpp_standalone", marks=pytest.mark.slow)]
-
-
-@pytest.fixture(params=TARGETS)
-def target(request, brian, tmp_path):
-    """Brian2 set to one code-generation target (and device), reset afterwards."""
-    name = request.param
-    if name == "cpp_standalone":
-        brian.set_device("cpp_standalone", directory=str(tmp_path / "standalone"), build_on_run=True,
-                         with_output=False)
-    else:
-        brian.prefs.codegen.target = name
-    yield name
-    if name == "cpp_standalone":
-        brian.device.reinit()
-        brian.device.activate()
-    brian.set_device("runtime")
-    brian.prefs.reset_to_defaults()
-
-
 def _reference_inputs(n=400, seed=3):
     rng = np.random.default_rng(seed)
     h = np.concatenate([rng.uniform(-M + 1e-6, M - 1e-6, n), [S, -S, S + 1e-9, -S - 1e-9, 0.0]])
