@@ -1,5 +1,177 @@
-"""Small Brian2 helpers shared by the circuit simulations (imported lazily: only simulations need Brian2)."""
+"""Brian2 plumbing shared by the circuit simulations: code-generation targets and C++ standalone builds.
+
+Brian2 is imported lazily (only simulations need it). Every circuit entry point takes ``target``:
+
+- ``None`` (default): whatever the caller has set up (``prefs.codegen.target``, the active device); the
+  library changes nothing.
+- ``"numpy"`` or ``"cython"``: runtime mode with that code-generation target for the call, the caller's
+  preference restored afterwards.
+- ``"cpp_standalone"``: the network is built, compiled and run as a C++ program in a project-owned build
+  folder (``standalone_dir``), then Brian2 is put back in runtime mode. The build folder is kept between calls,
+  so a repeated call with the same sizes recompiles nothing that has not changed; a lock file beside it keeps two
+  processes from building in one folder at once.
+
+``Standalone`` is the "build once, run many" form: one compiled program, run again with new initial values
+(``device.run(run_args=...)``) in milliseconds. Brian2 holds one device at a time, so a ``Standalone`` is a
+context manager: while it is open, Brian2 is in standalone mode.
+
+``numpy_function`` wraps a NumPy function as a Brian2 ``Function`` for the numpy target only; the circuit
+networks do not use it (their transfer functions are Brian2 expressions, ``circuits.transfer``).
+"""
 from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+TARGETS = ("numpy", "cython", "cpp_standalone")
+
+# The compilers' flags for the circuits: Brian2's defaults (-O3 -march=native) without -ffast-math, which lets
+# the compiler reorder floating-point sums, and with -ffp-contract=off, without which GCC fuses a*b + c into one
+# FMA instruction on CPUs that have it (measured: the relay chain of the leaky circuit then differs from the
+# numpy target by 3 ulp). With these flags every target computes the same IEEE operations in the same order.
+_EXACT_FLAGS = ["-w", "-O3", "-march=native", "-ffp-contract=off", "-std=c++11"]
+_SAVED_PREFS = ("codegen.target", "codegen.cpp.extra_compile_args_gcc", "codegen.runtime.cython.cache_dir")
+
+
+def check_target(target) -> None:
+    if target is not None and target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)} (or None for Brian2's current settings), "
+                         f"got {target!r}.")
+
+
+def standalone_dir(name: str) -> str:
+    """The build folder of the standalone program ``name``: ``$ASYMHEBB_BRIAN2_BUILD/name`` if that variable is
+    set, else ``asymhebb-brian2/name`` in the system's temporary folder."""
+    root = os.environ.get("ASYMHEBB_BRIAN2_BUILD") or os.path.join(tempfile.gettempdir(), "asymhebb-brian2")
+    return os.path.join(root, name)
+
+
+def _lock(directory: str):
+    from brian2.utils.filelock import FileLock  # the lock Brian2's standalone device itself uses
+
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    return FileLock(directory + ".lock")
+
+
+def use_exact_flags(b2) -> None:
+    """Set the exact flags. Brian2's Cython cache is keyed by the code, not by the flags, so the modules compiled
+    with these flags get a cache folder named after them."""
+    import hashlib
+
+    b2.prefs.codegen.cpp.extra_compile_args_gcc = list(_EXACT_FLAGS)
+    tag = hashlib.sha1(" ".join(_EXACT_FLAGS).encode()).hexdigest()[:10]
+    b2.prefs.codegen.runtime.cython.cache_dir = standalone_dir(f"cython-cache-{tag}")
+
+
+@contextlib.contextmanager
+def on_target(target, name: str):
+    """Run the enclosed build-and-``run`` of one network on ``target`` (see the module docstring).
+
+    Yields a function ``finish(net)`` to call after ``net.run``: under ``cpp_standalone`` it compiles and
+    runs the program (so that the monitors can be read); elsewhere it does nothing.
+    """
+    check_target(target)
+    if target is None:
+        yield lambda net: None
+        return
+    import brian2 as b2
+
+    saved = {k: b2.prefs[k] for k in _SAVED_PREFS}
+    if target != "cpp_standalone":
+        b2.prefs.codegen.target = target
+        use_exact_flags(b2)
+        try:
+            yield lambda net: None
+        finally:
+            for k, v in saved.items():
+                b2.prefs[k] = v
+        return
+    if b2.get_device().__class__.__name__ != "RuntimeDevice":
+        raise RuntimeError("target='cpp_standalone' needs Brian2 in runtime mode, but another device is active; "
+                           "pass target=None to run on the device you have set.")
+    directory = standalone_dir(name)
+    lock = _lock(directory)
+    lock.acquire()
+    use_exact_flags(b2)
+    b2.set_device("cpp_standalone", directory=directory, build_on_run=False)
+
+    def finish(net):
+        b2.device.build(directory=directory, compile=True, run=True, with_output=False)
+
+    try:
+        yield finish
+    finally:
+        lock.release()
+        b2.device.reinit()
+        b2.device.activate()
+        b2.set_device("runtime")
+        for k, v in saved.items():
+            b2.prefs[k] = v
+
+
+class Standalone:
+    """A circuit network compiled once as a C++ standalone program, run many times with new values.
+
+    ``build(b2)`` makes the network (a ``brian2.Network``) and returns ``(net, duration)``; ``duration`` is the
+    simulated time of each run. ``run(values)`` runs the compiled program with ``values`` (``{(object name,
+    variable): array}``) as initial values and returns the network for reading its monitors. Use it as a
+    context manager::
+
+        with Standalone("oe_10000", build) as prog:
+            for h in sweeps:
+                net = prog.run({("oe_delta", "h"): h})
+                ...
+    """
+
+    def __init__(self, name: str, build):
+        self.name = name
+        self._build = build
+        self.net = None
+
+    def __enter__(self):
+        import brian2 as b2
+
+        if b2.get_device().__class__.__name__ != "RuntimeDevice":
+            raise RuntimeError("a Standalone program needs Brian2 in runtime mode when it opens.")
+        self._saved = {k: b2.prefs[k] for k in _SAVED_PREFS}
+        self.directory = standalone_dir(self.name)
+        self._lock = _lock(self.directory)
+        self._lock.acquire()
+        use_exact_flags(b2)
+        b2.set_device("cpp_standalone", directory=self.directory, build_on_run=False)
+        try:
+            self.net, duration = self._build(b2)
+            self.net.run(duration, namespace={})
+            b2.device.build(directory=self.directory, compile=True, run=False, with_output=False)
+        except BaseException:
+            self._close(b2)
+            raise
+        return self
+
+    def run(self, values: dict | None = None):
+        import brian2 as b2
+
+        if self.net is None:
+            raise RuntimeError("open the Standalone program with 'with' before running it.")
+        run_args = {getattr(self.net[obj], var): v for (obj, var), v in (values or {}).items()}
+        b2.device.run(directory=self.directory, with_output=False, run_args=run_args)
+        return self.net
+
+    def _close(self, b2):
+        b2.device.reinit()
+        b2.device.activate()
+        b2.set_device("runtime")
+        for k, v in self._saved.items():
+            b2.prefs[k] = v
+        self.net = None
+        self._lock.release()
+
+    def __exit__(self, *exc):
+        import brian2 as b2
+
+        self._close(b2)
+        return False
 
 
 def numpy_function(fn, arg_names):

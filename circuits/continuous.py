@@ -6,8 +6,9 @@ rate unit that relaxes towards the paper's transfer function of its input, with 
     τ dδ_c/dt  = -δ_c + σ_out(H_c),     H_c = h_c + 2M s_c - 2M t_c
     τ dt_c/dt  = -t_c + σ_ctl(δ̄_c)
 
-σ_out and σ_ctl are those of ``circuits.transfer`` (registered as Brian2 ``Function``s), so the steady
-state of each unit is exactly the paper's transfer function. ``δ̄_c`` is what t_c sees of δ_c:
+σ_out and σ_ctl are those of ``circuits.transfer``, written into the equations as Brian2 expressions made from
+their breakpoint tables, so the steady state of each unit is exactly the paper's transfer function and the
+network runs on every Brian2 target (``target=``, ``circuits.brian``). ``δ̄_c`` is what t_c sees of δ_c:
 
 - ``delay = 0``: δ̄_c = δ_c (the direct connection of Fig. 14);
 - ``delay = D > 0``: a relay chain of ``n_relay`` linear leaky units, each with time constant D / n_relay,
@@ -55,7 +56,6 @@ from circuits.params import check_params
 
 __all__ = [
     "READOUTS",
-    "brian2_function",
     "cycle_length",
     "apply_readout",
     "build_network",
@@ -69,13 +69,6 @@ __all__ = [
 ]
 
 READOUTS = ("veto", "final", "window-mean", "t-gate")
-
-
-def brian2_function(fn, arg_name: str):
-    """A one-argument NumPy function (e.g. σ_out with its parameters bound) as a Brian2 ``Function``."""
-    from circuits.brian import numpy_function
-
-    return numpy_function(fn, arg_name)
 
 
 def cycle_length(tau: float, delay: float = 0.0) -> float:
@@ -128,15 +121,12 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, tau:
                   name: str = "cont"):
     """The leaky circuits for flat arrays ``h``, ``s`` as a ``brian2.Network`` named ``{name}_network``.
 
-    Every object runs on Brian2's ``numpy`` code-generation target whatever ``prefs.codegen.target`` says:
-    σ_out and σ_ctl are Python (NumPy) functions, which compiled targets would call once per neuron.
     One ``NeuronGroup`` ``{name}_circuits`` with variables ``delta``, ``t_c`` (and relays ``r1..rn`` when
     ``delay > 0``); a ``StateMonitor`` ``{name}_monitor`` records δ and t_c every ``record_dt`` (default dt).
     Times in seconds.
     """
     check_params(M=M, S=S, mu=mu, eps=eps, margin=margin)
     import brian2 as b2
-    from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 
     h = np.asarray(h, dtype=np.float64).ravel()
     s = np.asarray(s, dtype=np.float64).ravel()
@@ -157,11 +147,11 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, tau:
           "tau": tau * b2.second,
           "tau_r": (delay / n_relay if delay > 0 else 1.0) * b2.second}
     group = b2.NeuronGroup(h.size, "\n".join(eqs), method="exponential_euler", namespace=ns,
-                           dt=dt * b2.second, name=f"{name}_circuits", codeobj_class=NumpyCodeObject)
+                           dt=dt * b2.second, name=f"{name}_circuits")
     group.h = h
     group.s = s
     mon = b2.StateMonitor(group, ["delta", "t_c"], record=True, dt=(record_dt or dt) * b2.second,
-                          when="end", name=f"{name}_monitor", codeobj_class=NumpyCodeObject)
+                          when="end", name=f"{name}_monitor")
     return b2.Network(group, mon, name=f"{name}_network")
 
 
@@ -225,37 +215,44 @@ def _check_time(*, tau, dt, cycles, window, delay, n_relay):
 
 def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, tau: float = 10e-3,
                dt: float | None = None, cycles: int = 40, window: int = 10, delay: float = 0.0,
-               n_relay: int = 4, margin: float = 0.0, on_range: str = "report") -> Trajectory:
+               n_relay: int = 4, margin: float = 0.0, on_range: str = "report",
+               target: str | None = None) -> Trajectory:
     """Run the leaky circuits for ``cycles`` cycles (of ``cycle_length(tau, delay)`` s) from δ = t = 0.
 
     ``h``, ``s`` (±1) broadcast together; times in seconds; ``dt`` defaults to τ/20. Out-of-range inputs
-    (|h| ≥ M) are handled by ``on_range`` (``circuits.regimes.enforce_range``).
+    (|h| ≥ M) are handled by ``on_range`` (``circuits.regimes.enforce_range``). ``target``: Brian2's
+    code-generation target (``circuits.brian``; None keeps the caller's settings).
     """
     import brian2 as b2
 
+    from circuits.brian import check_target, on_target
+
+    check_target(target)
     dt = tau / 20 if dt is None else dt
     _check_time(tau=tau, dt=dt, cycles=cycles, window=window, delay=delay, n_relay=n_relay)
     h, s, report = _prepare(h, s, M=M, S=S, mu=mu, eps=eps, margin=margin, on_range=on_range)
     period = cycle_length(tau, delay)
-    net = build_network(h, s, M=M, S=S, mu=mu, eps=eps, tau=tau, dt=dt, delay=delay, n_relay=n_relay,
-                        margin=margin)
-    net.run(cycles * period * b2.second, namespace={})
-    mon = net["cont_monitor"]
-    times = np.asarray(mon.t / b2.second)
-    shape = (times.size, *h.shape)
-    return Trajectory(times=times, delta=np.asarray(mon.delta).T.reshape(shape),
-                      t_c=np.asarray(mon.t_c).T.reshape(shape), s=s, mu=float(mu),
-                      samples_per_cycle=period / dt, window=int(window), range=report)
+    with on_target(target, "continuous") as finish:
+        net = build_network(h, s, M=M, S=S, mu=mu, eps=eps, tau=tau, dt=dt, delay=delay, n_relay=n_relay,
+                            margin=margin)
+        net.run(cycles * period * b2.second, namespace={})
+        finish(net)
+        mon = net["cont_monitor"]
+        times = np.asarray(mon.t / b2.second)
+        shape = (times.size, *h.shape)
+        return Trajectory(times=times, delta=np.asarray(mon.delta).T.reshape(shape),
+                          t_c=np.asarray(mon.t_c).T.reshape(shape), s=s, mu=float(mu),
+                          samples_per_cycle=period / dt, window=int(window), range=report)
 
 
 def simulate(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, readout="veto", tau: float = 10e-3,
              dt: float | None = None, cycles: int = 40, window: int = 10, delay: float = 0.0, n_relay: int = 4,
              margin: float = 0.0, veto_level: float = 0.5, t_level: float = 0.05,
-             on_range: str = "report") -> np.ndarray:
+             on_range: str = "report", target: str | None = None) -> np.ndarray:
     """The readout δ of the leaky circuits, one value per input (float64, shape of h and s broadcast)."""
     _check_readout(readout)
     traj = trajectory(h, s, M=M, S=S, mu=mu, eps=eps, tau=tau, dt=dt, cycles=cycles, window=window,
-                      delay=delay, n_relay=n_relay, margin=margin, on_range=on_range)
+                      delay=delay, n_relay=n_relay, margin=margin, on_range=on_range, target=target)
     return traj.readout(readout, veto_level=veto_level, t_level=t_level)
 
 
@@ -304,7 +301,8 @@ class GateTrajectory:
 
 
 def gate_trajectory(x, delta, *, K: float, tau: float = 10e-3, tau_uv: float | None = None, dt: float | None = None,
-                    lead: float = 30e-3, duration: float | None = None, on_range: str = "report") -> GateTrajectory:
+                    lead: float = 30e-3, duration: float | None = None, on_range: str = "report",
+                    target: str | None = None) -> GateTrajectory:
     """Leaky shutdown gate: u, v, δ̃ relax towards the transfer functions of Fig. 15::
 
         τ_uv du/dt = -u + σ_u(x),   τ_uv dv/dt = -v + σ_v(x)
@@ -312,8 +310,9 @@ def gate_trajectory(x, delta, *, K: float, tau: float = 10e-3, tau_uv: float | N
 
     (σ_u, σ_v, σ_gate of ``circuits.transfer``; τ_uv defaults to τ). x is present from t = 0 (u, v start
     reading it at once, Fig. 15 step 2); the feedback δ arrives as a step at t = ``lead`` (step 3). Units start at 0; the run lasts ``duration`` (default lead + 12τ, so δ̃ settles
-    to within e^-12 of its target). ``|δ| ≥ K`` is handled by ``on_range``. One group ``gate_units`` on the
-    numpy target.
+    to within e^-12 of its target). ``|δ| ≥ K`` is handled by ``on_range``. One group ``gate_units``; the
+    arriving feedback ``delta_in`` (δ from ``lead`` on, 0 before) is set at the start of every step.
+    ``target``: Brian2's code-generation target (``circuits.brian``; None keeps the caller's settings).
 
     The settled δ̃ is eq. 3 exactly (the steady state of each unit is its transfer function). The transient
     is not: while u < 1/2 the gate's own inhibition -2K u lies in [-K, 0], which σ_gate passes, so a
@@ -321,10 +320,11 @@ def gate_trajectory(x, delta, *, K: float, tau: float = 10e-3, tau_uv: float | N
     with faster control units); ``leak`` measures it.
     """
     import brian2 as b2
-    from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 
+    from circuits.brian import check_target, on_target
     from circuits.shutdown import RANGE_FIX as GATE_FIX
 
+    check_target(target)
     dt = tau / 20 if dt is None else dt
     duration = lead + 12 * tau if duration is None else duration
     tau_uv = tau if tau_uv is None else tau_uv
@@ -342,24 +342,26 @@ def gate_trajectory(x, delta, *, K: float, tau: float = 10e-3, tau_uv: float | N
     except ValueError:
         raise ValueError(f"x of shape {x.shape} and delta of shape {delta.shape} do not broadcast.") from None
     delta, report = enforce_range(delta, bound=K, on_range=on_range, name="delta", fix=GATE_FIX)
-    ns = {"sigma_u": brian2_function(transfer.sigma_u, "x"), "sigma_v": brian2_function(transfer.sigma_v, "x"),
-          "sigma_gate": brian2_function(lambda z: transfer.sigma_gate(z, K=K), "z"), "K": float(K),
-          "tau": tau * b2.second, "tau_uv": tau_uv * b2.second, "lead": lead * b2.second}
-    eqs = """du/dt = (-u + sigma_u(x)) / tau_uv : 1
-             dv/dt = (-v + sigma_v(x)) / tau_uv : 1
-             ddelta_tilde/dt = (-delta_tilde + sigma_gate(delta * int(t >= lead) - 2*K*u + 2*K*v)) / tau : 1
+    f = transfer.brian2_expressions(sigma_u="x", sigma_v="x", sigma_gate="delta_in - 2*K*u + 2*K*v")
+    ns = {"K": float(K), "tau": tau * b2.second, "tau_uv": tau_uv * b2.second, "lead": lead * b2.second}
+    eqs = f"""du/dt = (-u + ({f['sigma_u']})) / tau_uv : 1
+             dv/dt = (-v + ({f['sigma_v']})) / tau_uv : 1
+             ddelta_tilde/dt = (-delta_tilde + ({f['sigma_gate']})) / tau : 1
+             delta_in : 1
              x : 1 (constant)
              delta : 1 (constant)"""
-    group = b2.NeuronGroup(x.size, eqs, method="exponential_euler", namespace=ns, dt=dt * b2.second,
-                           name="gate_units", codeobj_class=NumpyCodeObject)
-    group.x = x.ravel()
-    group.delta = delta.ravel()
-    mon = b2.StateMonitor(group, ["u", "v", "delta_tilde"], record=True, when="end", name="gate_monitor",
-                          codeobj_class=NumpyCodeObject)
-    net = b2.Network(group, mon, name="gate_network")
-    net.run(duration * b2.second, namespace={})
-    times = np.asarray(mon.t / b2.second)
-    shape = (times.size, *x.shape)
-    return GateTrajectory(times=times, delta_tilde=np.asarray(mon.delta_tilde).T.reshape(shape),
-                          u=np.asarray(mon.u).T.reshape(shape), v=np.asarray(mon.v).T.reshape(shape),
-                          arrival=float(lead), range=report)
+    with on_target(target, "continuous_gate") as finish:
+        group = b2.NeuronGroup(x.size, eqs, method="exponential_euler", namespace=ns, dt=dt * b2.second,
+                               name="gate_units")
+        group.x = x.ravel()
+        group.delta = delta.ravel()
+        group.run_regularly("delta_in = delta * int(t >= lead)", when="start", name="gate_arrival")
+        mon = b2.StateMonitor(group, ["u", "v", "delta_tilde"], record=True, when="end", name="gate_monitor")
+        net = b2.Network(group, mon, name="gate_network")
+        net.run(duration * b2.second, namespace={})
+        finish(net)
+        times = np.asarray(mon.t / b2.second)
+        shape = (times.size, *x.shape)
+        return GateTrajectory(times=times, delta_tilde=np.asarray(mon.delta_tilde).T.reshape(shape),
+                              u=np.asarray(mon.u).T.reshape(shape), v=np.asarray(mon.v).T.reshape(shape),
+                              arrival=float(lead), range=report)

@@ -29,7 +29,9 @@ How the oscillation reaches the synapses is a named ``readout`` of the δ trajec
 equivalent (``backend="torch"``: ``iterate_map`` on torch tensors, as ``circuits.modules.OutputErrorCircuit``
 runs it) and returns the readout;
 ``trajectory`` returns the whole δ and t trajectories; ``build_network`` returns the Brian2 objects
-(used by ``circuits.wiring`` to draw Fig. 14 from the network itself).
+(used by ``circuits.wiring`` to draw Fig. 14 from the network itself). Every Brian2 entry point takes
+``target`` (numpy, cython, cpp_standalone; ``circuits.brian``); ``Compiled`` is the network for a fixed
+number of circuits compiled once as a C++ program and run again for each new (h, s) in milliseconds.
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ __all__ = [
     "Trajectory",
     "trajectory",
     "simulate",
+    "Compiled",
 ]
 
 ORDERS = ("sequential", "simultaneous")
@@ -239,11 +242,19 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, orde
     return b2.Network(sup, err, ctl, *syn, mon_d, mon_t, name=f"{name}_network")
 
 
-def _run_brian2(h, s, *, M, S, mu, eps, cycles, order, margin):
+def _run_brian2(h, s, *, M, S, mu, eps, cycles, order, margin, target=None):
     import brian2 as b2
 
-    net = build_network(h, s, M=M, S=S, mu=mu, eps=eps, order=order, margin=margin)
-    net.run(cycles * b2.ms, namespace={})
+    from circuits.brian import on_target
+
+    with on_target(target, f"output_error_{order}") as finish:
+        net = build_network(h, s, M=M, S=S, mu=mu, eps=eps, order=order, margin=margin)
+        net.run(cycles * b2.ms, namespace={})
+        finish(net)
+        return _read(net, cycles)
+
+
+def _read(net, cycles):
     mon_d, mon_t = net["oe_delta_monitor"], net["oe_t_monitor"]
     delta = np.asarray(mon_d.delta).T  # (cycles, N)
     t = np.asarray(mon_t.t_c).T
@@ -273,11 +284,16 @@ class Trajectory:
         return apply_readout(self.delta, readout, order=self.order)
 
 
-def _prepare(h, s, *, M, S, mu, eps, margin, cycles, order, backend, on_range):
+def _prepare(h, s, *, M, S, mu, eps, margin, cycles, order, backend, on_range, target=None):
+    from circuits.brian import check_target
+
     _check_params(M=M, S=S, mu=mu, eps=eps, margin=margin, cycles=cycles)
     _check_order(order)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    check_target(target)
+    if target is not None and backend != "brian2":
+        raise ValueError(f"target={target!r} chooses a Brian2 code-generation target; it needs backend='brian2'.")
     h = np.asarray(h, dtype=np.float64)
     s = np.asarray(s, dtype=np.float64)
     if s.shape != h.shape:
@@ -291,20 +307,23 @@ def _prepare(h, s, *, M, S, mu, eps, margin, cycles, order, backend, on_range):
 
 
 def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles: int, backend: str = "brian2",
-               order: str = "sequential", margin: float = 0.0, on_range: str = "report") -> Trajectory:
+               order: str = "sequential", margin: float = 0.0, on_range: str = "report",
+               target: str | None = None) -> Trajectory:
     """Run the circuits for ``cycles`` cycles from δ = t = 0 and return the whole trajectory.
 
     ``h``: feed-forward inputs, any shape; ``s``: ±1 of the same shape (or broadcastable). Out-of-range
     inputs (|h| ≥ M) are handled by ``on_range`` (``circuits.regimes.enforce_range``). ``backend="brian2"``
     runs the rate network of ``build_network``; ``"torch"`` the map of ``iterate_map`` on torch tensors (float64,
-    CPU), which is what ``circuits.modules.OutputErrorCircuit`` runs.
+    CPU), which is what ``circuits.modules.OutputErrorCircuit`` runs. ``target`` picks Brian2's code-generation
+    target (``"numpy"``, ``"cython"``, ``"cpp_standalone"``; None keeps the caller's settings; ``circuits.brian``):
+    the trajectory is the same on all of them, bit for bit.
     """
     h, s, report = _prepare(h, s, M=M, S=S, mu=mu, eps=eps, margin=margin, cycles=cycles, order=order,
-                            backend=backend, on_range=on_range)
+                            backend=backend, on_range=on_range, target=target)
     shape = h.shape
     if backend == "brian2":
         delta, t = _run_brian2(h.ravel(), s.ravel(), M=M, S=S, mu=mu, eps=eps, cycles=cycles, order=order,
-                               margin=margin)
+                               margin=margin, target=target)
     else:  # the same map on torch tensors, as circuits.modules.OutputErrorCircuit runs it
         import torch
 
@@ -317,7 +336,7 @@ def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles:
 
 def simulate(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles: int, readout="veto",
              backend: str = "brian2", order: str = "sequential", margin: float = 0.0,
-             on_range: str = "report") -> np.ndarray:
+             on_range: str = "report", target: str | None = None) -> np.ndarray:
     """The output error circuits' readout δ for each input (float64 NumPy, h's shape).
 
     With ``readout="veto"`` and ``cycles ≥ 2`` (sequential; ≥ 4 simultaneous) the result equals
@@ -327,4 +346,62 @@ def simulate(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles: i
         raise ValueError(f"readout {readout!r} with order {order!r} needs cycles ≥ {min_cycles(readout, order)}, "
                          f"got {cycles}.")
     return trajectory(h, s, M=M, S=S, mu=mu, eps=eps, cycles=cycles, backend=backend, order=order,
-                      margin=margin, on_range=on_range).readout(readout)
+                      margin=margin, on_range=on_range, target=target).readout(readout)
+
+
+class Compiled:
+    """``n`` output error circuits compiled once as a C++ standalone program ("build once, run many").
+
+    Each ``trajectory(h, s)`` / ``simulate(h, s)`` runs the same compiled program with new inputs (``h`` and
+    ``s`` as run-time initial values, ``device.run(run_args=...)``): a sweep over h, or the audit of every batch
+    during training, pays for the compilation once. Results equal ``trajectory(..., target="numpy")`` bit
+    for bit. Brian2 is in standalone mode while the object is open; use it as a context manager::
+
+        with output_error.Compiled(10_000, M=3, mu=1/9, eps=0.2, cycles=8) as circuits:
+            for h in sweeps:
+                delta = circuits.simulate(h, s)
+    """
+
+    def __init__(self, n: int, *, M: float, S: float = 1.0, mu: float, eps: float, cycles: int,
+                 order: str = "sequential", margin: float = 0.0):
+        _check_params(M=M, S=S, mu=mu, eps=eps, margin=margin, cycles=cycles)
+        _check_order(order)
+        if int(n) != n or n < 1:
+            raise ValueError(f"n (the number of circuits) must be a positive integer, got {n}.")
+        self.n, self.cycles, self.order = int(n), int(cycles), order
+        self.params = dict(M=M, S=S, mu=mu, eps=eps, margin=margin)
+        self._program = None
+
+    def __enter__(self):
+        from circuits.brian import Standalone
+
+        def build(b2):
+            zeros = np.zeros(self.n)
+            net = build_network(zeros, zeros + 1.0, order=self.order, **self.params)
+            return net, self.cycles * b2.ms
+
+        self._program = Standalone(f"output_error_{self.order}_{self.n}", build).__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        program, self._program = self._program, None
+        return program.__exit__(*exc) if program is not None else False
+
+    def trajectory(self, h, s, *, on_range: str = "report") -> Trajectory:
+        if self._program is None:
+            raise RuntimeError("open the compiled circuits with 'with output_error.Compiled(...) as c:' first.")
+        h, s, report = _prepare(h, s, cycles=self.cycles, order=self.order, backend="brian2", on_range=on_range,
+                                **self.params)
+        if h.size != self.n:
+            raise ValueError(f"these circuits were compiled for {self.n} inputs, got {h.size}; "
+                             f"compile another Compiled({h.size}, ...).")
+        net = self._program.run({("oe_delta", "h"): h.ravel(), ("oe_s", "s"): s.ravel()})
+        delta, t = _read(net, self.cycles)
+        return Trajectory(delta=delta.reshape((self.cycles, *h.shape)), t=t.reshape((self.cycles, *h.shape)),
+                          order=self.order, range=report)
+
+    def simulate(self, h, s, *, readout="veto", on_range: str = "report") -> np.ndarray:
+        if self.cycles < min_cycles(readout, self.order):
+            raise ValueError(f"readout {readout!r} with order {self.order!r} needs cycles ≥ "
+                             f"{min_cycles(readout, self.order)}, got {self.cycles}.")
+        return self.trajectory(h, s, on_range=on_range).readout(readout)

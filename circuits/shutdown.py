@@ -87,17 +87,24 @@ def build_network(x, delta, *, K: float, name: str = "sd"):
     return b2.Network(g_x, g_fb, g_u, g_v, g_out, *syn, mon, name=f"{name}_network")
 
 
-def simulate(x, delta, *, K: float, backend: str = "brian2", on_range: str = "report") -> np.ndarray:
+def simulate(x, delta, *, K: float, backend: str = "brian2", on_range: str = "report",
+             target: str | None = None) -> np.ndarray:
     """The gated feedback δ̃ for each unit (float64 NumPy, x's shape).
 
     ``x``: feed-forward activities (any shape); ``delta``: incoming feedback of the same shape. Equals
     ``rule(x, delta)`` wherever |δ| < K. ``|δ| ≥ K`` is handled by ``on_range``: ``"report"`` (count and
     warn), ``"error"`` (raise), ``"clip"`` (clip δ into (-K, K) first). ``backend="torch"`` applies
     ``circuits.transfer.gate`` to torch tensors (float64, CPU), as ``circuits.modules.ShutdownGate`` does.
+    ``target``: Brian2's code-generation target (``circuits.brian``; None keeps the caller's settings).
     """
+    from circuits.brian import check_target, on_target
+
     check_params(K=K)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    check_target(target)
+    if target is not None and backend != "brian2":
+        raise ValueError(f"target={target!r} chooses a Brian2 code-generation target; it needs backend='brian2'.")
     x = np.asarray(x, dtype=np.float64)
     delta = np.asarray(delta, dtype=np.float64)
     if x.shape != delta.shape:
@@ -111,6 +118,8 @@ def simulate(x, delta, *, K: float, backend: str = "brian2", on_range: str = "re
         return transfer.gate(torch.from_numpy(x), torch.from_numpy(delta), K=K).numpy()
     import brian2 as b2
 
-    net = build_network(x, delta, K=K)
-    net.run(1 * b2.ms, namespace={})
-    return np.asarray(net["sd_monitor"].delta_tilde)[:, 0].reshape(x.shape)
+    with on_target(target, "shutdown") as finish:
+        net = build_network(x, delta, K=K)
+        net.run(1 * b2.ms, namespace={})
+        finish(net)
+        return np.asarray(net["sd_monitor"].delta_tilde)[:, 0].reshape(x.shape)

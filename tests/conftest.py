@@ -39,7 +39,10 @@ TARGETS = ["numpy", pytest.param("cython", marks=pytest.mark.slow),
 @pytest.fixture(params=TARGETS)
 def target(request, brian, tmp_path):
     """Brian2 set to one code-generation target (and device), reset afterwards."""
+    from circuits.brian import use_exact_flags
+
     name = request.param
+    use_exact_flags(brian)  # the same IEEE operations on every target (circuits.brian)
     if name == "cpp_standalone":
         brian.set_device("cpp_standalone", directory=str(tmp_path / "standalone"), build_on_run=True,
                          with_output=False)

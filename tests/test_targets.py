@@ -94,3 +94,77 @@ def test_shutdown_network_is_the_same_on_every_target(target):
     got = shutdown.simulate(x, delta, K=K)
     assert np.array_equal(got, shutdown.simulate(x, delta, K=K, backend="torch")), target
     assert np.array_equal(got, shutdown.rule(x, delta))
+
+
+COMPILED = [pytest.param("cython", marks=pytest.mark.slow), pytest.param("cpp_standalone", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("target_name", COMPILED)
+@pytest.mark.parametrize("delay", [0.0, 0.01])
+def test_continuous_circuit_is_the_same_on_every_target(brian, target_name, delay):
+    """The leaky output circuit (docs/spec.md §7.1), with and without the δ → t relay delay, gives the numpy
+    target's trajectories bit for bit on the compiled targets (the ``target=`` keyword)."""
+    from circuits import continuous
+
+    h, s = _reference_inputs(n=60)
+    kw = dict(M=M, S=S, mu=MU, eps=EPS, tau=0.01, cycles=6, window=2, delay=delay)
+    want = continuous.trajectory(h, s, target="numpy", **kw)
+    got = continuous.trajectory(h, s, target=target_name, **kw)
+    assert np.array_equal(got.delta, want.delta) and np.array_equal(got.t_c, want.t_c)
+    assert np.array_equal(got.times, want.times)
+
+
+@pytest.mark.parametrize("target_name", COMPILED)
+def test_leaky_shutdown_gate_is_the_same_on_every_target(brian, target_name):
+    """The leaky shutdown gate (docs/spec.md §7.2) gives the numpy target's δ̃, u, v bit for bit on the compiled
+    targets, and settles to eq. 3."""
+    from circuits import continuous
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-1, 1, 40), [1.0, -1.0]])
+    delta = rng.uniform(-0.9 * K, 0.9 * K, x.size)
+    want = continuous.gate_trajectory(x, delta, K=K, target="numpy")
+    got = continuous.gate_trajectory(x, delta, K=K, target=target_name)
+    for name in ("delta_tilde", "u", "v"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    assert np.allclose(got.final(), shutdown.rule(x, delta), atol=1e-5)
+
+
+@pytest.mark.parametrize("target_name", ["numpy", *COMPILED])
+def test_the_target_keyword_leaves_brian2_as_it_found_it(brian, target_name):
+    """``target=`` changes Brian2's settings for the call only: afterwards the device is the runtime one and the
+    code-generation target, compiler flags and cache folder are the caller's; the result is eq. 6."""
+    brian.prefs.codegen.target = "numpy"
+    before = {k: brian.prefs[k] for k in ("codegen.target", "codegen.cpp.extra_compile_args_gcc",
+                                          "codegen.runtime.cython.cache_dir")}
+    h, s = _reference_inputs(n=50)
+    got = output_error.simulate(h, s, M=M, S=S, mu=MU, eps=EPS, cycles=4, target=target_name)
+    assert np.array_equal(got, output_error.rule(h, s, mu=MU, S=S, boundary="closed"))
+    assert type(brian.get_device()).__name__ == "RuntimeDevice"
+    assert {k: brian.prefs[k] for k in before} == before
+
+
+def test_an_unknown_target_is_refused_with_the_known_ones(brian):
+    """A misspelt target is a one-line error that lists the targets, before anything is built."""
+    with pytest.raises(ValueError, match="numpy, cython, cpp_standalone"):
+        output_error.simulate([0.5], [1.0], M=M, S=S, mu=MU, eps=EPS, cycles=4, target="cpp")
+    with pytest.raises(ValueError, match="needs backend='brian2'"):
+        shutdown.simulate([0.5], [0.1], K=K, backend="torch", target="cython")
+
+
+@pytest.mark.slow
+def test_compiled_circuits_build_once_and_rerun_with_new_inputs(brian):
+    """``output_error.Compiled``: one C++ build, then each run with new (h, s) gives the map's trajectory (and so
+    eq. 6) exactly; inputs of another size are refused, naming the compiled size."""
+    rng = np.random.default_rng(8)
+    with output_error.Compiled(300, M=M, S=S, mu=MU, eps=EPS, cycles=6) as circuits:
+        for _ in range(3):
+            h = rng.uniform(-M + 1e-6, M - 1e-6, 300)
+            s = np.where(rng.random(300) < 0.5, 1.0, -1.0)
+            got = circuits.trajectory(h, s)
+            want = output_error.trajectory(h, s, M=M, S=S, mu=MU, eps=EPS, cycles=6, backend="torch")
+            assert np.array_equal(got.delta, want.delta) and np.array_equal(got.t, want.t)
+            assert np.array_equal(circuits.simulate(h, s), output_error.rule(h, s, mu=MU, S=S, boundary="closed"))
+        with pytest.raises(ValueError, match="compiled for 300 inputs"):
+            circuits.simulate(h[:10], s[:10])
+    assert type(brian.get_device()).__name__ == "RuntimeDevice"
