@@ -57,6 +57,8 @@ __all__ = [
     "trajectory",
     "simulate",
     "Compiled",
+    "Stream",
+    "stream",
 ]
 
 ORDERS = ("sequential", "simultaneous")
@@ -196,28 +198,47 @@ def iterate_map(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles
 
 
 def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, order: str = "sequential",
-                  margin: float = 0.0, name: str = "oe"):
+                  margin: float = 0.0, name: str = "oe", cycles_per_example: int | None = None,
+                  reset: bool = True):
     """Build the Brian2 network of Fig. 14 for the flat arrays ``h``, ``s`` (one circuit per entry).
 
     Three ``NeuronGroup``s (``{name}_s``, ``{name}_delta``, ``{name}_t``) and three one-to-one ``Synapses``
     whose summed variables form H = h + 2M s - 2M t and the input δ of t. One time step (``dt`` = 1 ms,
     a unit of cycles) is one cycle, ordered within the ``groups`` slot as ``order`` demands. Monitors record
     δ and t at the end of each step. Returns a ``brian2.Network`` (its objects carry the given names).
+
+    **Streams.** With ``cycles_per_example = C``, ``h`` and ``s`` have shape ``(examples, N)``: a stream of
+    examples, each presented for C cycles. Two ``TimedArray``s (``{name}_h_stream``, ``{name}_s_stream``, one
+    row per example) drive h and s; at the start of each example's first step (slot ``start``) the inputs
+    switch and, with ``reset=True``, δ and t_c are set to 0 (the reset of docs/spec.md §7.1: each example starts
+    from δ = t = 0; δ's reset matters in the simultaneous order only, where t reads the previous δ). With
+    ``reset=False`` the new example meets the previous example's δ and t_c.
     """
     import brian2 as b2
 
     _check_order(order)
     check_params(M=M, S=S, mu=mu, eps=eps, margin=margin)
-    h = np.asarray(h, dtype=np.float64).ravel()
-    s = np.asarray(s, dtype=np.float64).ravel()
+    h = np.asarray(h, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    streaming = cycles_per_example is not None
+    if streaming:
+        if h.ndim != 2 or h.shape != s.shape:
+            raise ValueError(f"a stream needs h and s of one shape (examples, circuits); got {h.shape}, {s.shape}.")
+        if int(cycles_per_example) != cycles_per_example or cycles_per_example < 1:
+            raise ValueError(f"cycles_per_example must be a positive integer, got {cycles_per_example}.")
+        h_rows, s_rows = h, s
+        h, s = h_rows[0], s_rows[0]
+    h = h.ravel()
+    s = s.ravel()
     N = h.size
     ns = {"M": float(M), "S": float(S), "mu": float(mu), "eps": float(eps), "margin": float(margin)}
     f = transfer.brian2_expressions(sigma_out="h + I_s + I_t", sigma_ctl="I_delta")
     clock = b2.Clock(dt=1 * b2.ms, name=f"{name}_clock")  # one step = one cycle
     # Slots within 'groups': a summed variable is updated at (target order - 1), before its target reads it.
     d_order, t_order = (1, 3) if order == "sequential" else (2, 2)
-    sup = b2.NeuronGroup(N, "s : 1 (constant)", name=f"{name}_s", namespace={}, clock=clock, order=0)
-    err = b2.NeuronGroup(N, """h : 1 (constant)
+    const = "" if streaming else " (constant)"
+    sup = b2.NeuronGroup(N, f"s : 1{const}", name=f"{name}_s", namespace={}, clock=clock, order=0)
+    err = b2.NeuronGroup(N, f"""h : 1{const}
                                I_s : 1
                                I_t : 1
                                delta : 1""", name=f"{name}_delta", namespace=ns, clock=clock, order=d_order)
@@ -235,6 +256,18 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, orde
         sy.connect(i=idx, j=idx)
         sy.w = w
         syn.append(sy)
+    if streaming:
+        C = int(cycles_per_example)
+        h_in = b2.TimedArray(h_rows, dt=C * b2.ms, name=f"{name}_h_stream")
+        s_in = b2.TimedArray(s_rows, dt=C * b2.ms, name=f"{name}_s_stream")
+        # a new example starts at every C-th step: the inputs switch (and t_c is reset) before anything reads them
+        sup.run_regularly("s = s_in(t, i)", when="start", name=f"{name}_s_switch", dt=C * b2.ms)
+        err.run_regularly("h = h_in(t, i)" + ("\ndelta = 0" if reset else ""), when="start",
+                          name=f"{name}_h_switch", dt=C * b2.ms)
+        sup.namespace["s_in"] = s_in
+        err.namespace["h_in"] = h_in
+        if reset:
+            ctl.run_regularly("t_c = 0", when="start", name=f"{name}_t_reset", dt=C * b2.ms)
     err.run_regularly(f"delta = {f['sigma_out']}", when="groups", order=d_order, name=f"{name}_delta_update")
     ctl.run_regularly(f"t_c = {f['sigma_ctl']}", when="groups", order=t_order, name=f"{name}_t_update")
     mon_d = b2.StateMonitor(err, "delta", record=True, when="end", name=f"{name}_delta_monitor")
@@ -405,3 +438,72 @@ class Compiled:
             raise ValueError(f"readout {readout!r} with order {self.order!r} needs cycles ≥ "
                              f"{min_cycles(readout, self.order)}, got {self.cycles}.")
         return self.trajectory(h, s, on_range=on_range).readout(readout)
+
+
+@dataclass
+class Stream:
+    """δ and t of a stream of examples, shape ``(examples, cycles_per_example, circuits)``; ``h``, ``s`` of
+    shape ``(examples, circuits)``; ``reset`` says whether t_c was reset at each new example."""
+
+    delta: np.ndarray
+    t: np.ndarray
+    h: np.ndarray
+    s: np.ndarray
+    order: str
+    reset: bool
+    mu: float
+    S: float
+
+    def readout(self, readout="veto") -> np.ndarray:
+        """The readout of each example's own cycles, shape ``(examples, circuits)``."""
+        return apply_readout(np.moveaxis(self.delta, 1, 0), readout, order=self.order)
+
+    def settling(self) -> np.ndarray:
+        """Per example and circuit, the first cycle k (1-based) from which the ``veto`` readout of the last
+        period ending at every cycle k, k+1, …, C of the example equals eq. 6: the period itself (2 in the
+        sequential order) when the circuit starts clean, more when a stale t_c must first be flushed; C + 1
+        if the example ends before it settles."""
+        period = PERIODS[self.order]
+        want = rule(self.h, self.s, mu=self.mu, S=self.S, boundary="closed")
+        E, C, N = self.delta.shape
+        ok = np.zeros((E, C), bool).reshape(E, C, 1).repeat(N, 2)
+        for k in range(period, C + 1):
+            window = np.moveaxis(self.delta[:, k - period:k], 1, 0)
+            ok[:, k - 1] = np.abs(apply_readout(window, "veto", order=self.order) - want) <= 1e-12
+        # last k from which every later window agrees
+        bad_after = np.flip(np.cumsum(np.flip(~ok, 1), 1), 1)  # windows at ≥ k that disagree
+        settled = (bad_after == 0)
+        first = np.where(settled.any(1), settled.argmax(1) + 1, C + 1)
+        return np.maximum(first, period)
+
+
+def stream(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles_per_example: int,
+           reset: bool = True, order: str = "sequential", margin: float = 0.0, on_range: str = "report",
+           target: str | None = None) -> Stream:
+    """A stream of examples through one set of output circuits, in one Brian2 run (``build_network``'s
+    ``TimedArray`` inputs): example e presents ``h[e]``, ``s[e]`` (shape ``(examples, circuits)``) for
+    ``cycles_per_example`` cycles, with t_c reset to 0 at each new example or not (``reset``).
+
+    With ``reset=True`` every example's trajectory is exactly that of a fresh ``trajectory`` call. Without it,
+    a new example meets the previous example's t_c: ``Stream.settling`` measures the transient this costs.
+    """
+    import brian2 as b2
+
+    from circuits.brian import on_target
+
+    h = np.asarray(h, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    if h.ndim != 2:
+        raise ValueError(f"h must have shape (examples, circuits), got {h.shape}.")
+    h, s, _ = _prepare(h, s, M=M, S=S, mu=mu, eps=eps, margin=margin, cycles=cycles_per_example, order=order,
+                       backend="brian2", on_range=on_range, target=target)
+    E, N = h.shape
+    C = int(cycles_per_example)
+    with on_target(target, f"output_error_stream_{order}") as finish:
+        net = build_network(h, s, M=M, S=S, mu=mu, eps=eps, order=order, margin=margin,
+                            cycles_per_example=C, reset=reset)
+        net.run(E * C * b2.ms, namespace={})
+        finish(net)
+        delta, t = _read(net, E * C)
+    return Stream(delta=delta.reshape(E, C, N), t=t.reshape(E, C, N), h=h, s=s, order=order, reset=bool(reset),
+                  mu=float(mu), S=float(S))

@@ -130,6 +130,12 @@ BREAKS = {
         "circuits/brian.py", "            for k, v in saved.items():\n                b2.prefs[k] = v\n        return",
         "            pass\n        return",
         "tests/test_targets.py::test_the_target_keyword_leaves_brian2_as_it_found_it[cython]"),
+    "stream-t-not-reset": (
+        "circuits/output_error.py", "            ctl.run_regularly(\"t_c = 0\"", "            if False: ctl.run_regularly(\"t_c = 0\"",
+        "tests/test_output_error.py::test_a_stream_with_reset_is_a_fresh_circuit_per_example[sequential-5]"),
+    "stream-delta-not-reset": (
+        "circuits/output_error.py", '("\\ndelta = 0" if reset else "")', '""',
+        "tests/test_output_error.py::test_a_stream_with_reset_is_a_fresh_circuit_per_example[simultaneous-6]"),
 }
 
 

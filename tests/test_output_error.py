@@ -98,3 +98,39 @@ def test_bad_arguments_raise_clear_errors():
         output_error.simulate(H4, S4, cycles=2, on_range="ignore", **P)
     with pytest.raises(ValueError, match="broadcast"):
         output_error.simulate(H4, np.ones(3), cycles=2, **P)
+
+
+def _stream_inputs(E=60, N=10, seed=11, M=3.0):
+    rng = np.random.default_rng(seed)
+    h = rng.uniform(-M + 1e-6, M - 1e-6, (E, N))
+    s = -np.ones((E, N))
+    s[np.arange(E), rng.integers(0, N, E)] = 1.0
+    return h, s
+
+
+@pytest.mark.parametrize("order,C", [("sequential", 5), ("simultaneous", 6)])
+def test_a_stream_with_reset_is_a_fresh_circuit_per_example(brian, order, C):
+    """TimedArray-driven stream, t_c reset at each example (docs/spec.md §7.1): every example's δ and t
+    trajectory equals a fresh run of the map from δ = t = 0, and its veto readout is eq. 6."""
+    h, s = _stream_inputs()
+    kw = dict(M=3.0, S=1.0, mu=1 / 9, eps=0.2)
+    st = output_error.stream(h, s, cycles_per_example=C, reset=True, order=order, **kw)
+    fresh = output_error.trajectory(h, s, cycles=C, order=order, backend="torch", **kw)
+    assert np.array_equal(st.delta, np.moveaxis(fresh.delta, 0, 1))
+    assert np.array_equal(st.t, np.moveaxis(fresh.t, 0, 1))
+    assert np.array_equal(st.readout(), output_error.rule(h, s, mu=1 / 9, S=1.0, boundary="closed"))
+    assert (st.settling() == output_error.PERIODS[order]).all()
+
+
+def test_a_stale_t_costs_at_most_two_cycles_and_even_cycle_counts_need_no_reset(brian):
+    """Without the reset, a new example meets the previous one's t_c. In the sequential order t_c is ±1 only
+    after an odd cycle of a correct regime, so with an odd number of cycles per example some circuits need one
+    or two extra cycles before the veto readout equals eq. 6 (the 2-cycle transient of docs/spec.md §7.1) and
+    none needs more; with an even number t_c ends every example at 0 and the stream equals the reset one."""
+    h, s = _stream_inputs()
+    kw = dict(M=3.0, S=1.0, mu=1 / 9, eps=0.2)
+    stale = output_error.stream(h, s, cycles_per_example=5, reset=False, **kw).settling()
+    assert stale.max() == 4 and (stale > 2).any() and stale.min() == 2
+    even = output_error.stream(h, s, cycles_per_example=4, reset=False, **kw)
+    reset = output_error.stream(h, s, cycles_per_example=4, reset=True, **kw)
+    assert np.array_equal(even.delta, reset.delta) and np.array_equal(even.t, reset.t)

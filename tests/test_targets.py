@@ -168,3 +168,17 @@ def test_compiled_circuits_build_once_and_rerun_with_new_inputs(brian):
         with pytest.raises(ValueError, match="compiled for 300 inputs"):
             circuits.simulate(h[:10], s[:10])
     assert type(brian.get_device()).__name__ == "RuntimeDevice"
+
+
+@pytest.mark.parametrize("target_name", COMPILED)
+@pytest.mark.parametrize("reset", [True, False])
+def test_a_stream_of_examples_is_the_same_on_every_target(brian, target_name, reset):
+    """The TimedArray-driven stream of examples (with and without the reset of t) gives the numpy target's
+    trajectories bit for bit on the compiled targets."""
+    rng = np.random.default_rng(12)
+    h = rng.uniform(-M + 1e-6, M - 1e-6, (40, 10))
+    s = np.where(rng.random((40, 10)) < 0.2, 1.0, -1.0)
+    kw = dict(M=M, S=S, mu=MU, eps=EPS, cycles_per_example=5, reset=reset)
+    want = output_error.stream(h, s, target="numpy", **kw)
+    got = output_error.stream(h, s, target=target_name, **kw)
+    assert np.array_equal(got.delta, want.delta) and np.array_equal(got.t, want.t)
