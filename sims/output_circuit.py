@@ -1,8 +1,11 @@
 """The output error circuit of Amit (2019), Appendix 1 (Fig. 13, 14): oscillation regimes and eq. 6.
 
 Runs the Brian2 rate network of ``circuits.output_error`` (the paper's alternating δ → t → δ map) on one
-representative input of each of the four regimes (docs/spec.md §7.1) and plots δ_c and t_c over cycles, for the
-paper's sequential order (period-2 oscillation) and the simultaneous order (period 4). Then a regime map:
+representative input of each of the four regimes (docs/spec.md §7.1) and plots δ_c and t_c over cycles, with the
+δ and t half-steps interleaved and the readout window shaded, for the paper's sequential order (period-2
+oscillation) and the simultaneous order (period 4); the same orbits in the (δ, t) phase plane with the switching
+lines of σ_ctl and σ_out; a stream of examples (TimedArray inputs) with and without the reset of t between
+examples, and the transient a stale t costs. Then a regime map:
 the readouts ``veto``, ``phase K`` (K and K+1) and ``window-mean`` of the rate network over h_c ∈ (-M, M)
 for s = +1 and s = -1, with eq. 6 overlaid; beside it the continuous-time (``circuits.continuous``) and
 spiking (``circuits.spiking``) versions on a coarser grid. Also draws the wiring of Fig. 14 as read off
@@ -10,7 +13,8 @@ the simulated network (``circuits.wiring``), checks the veto readout against eq.
 and random draws (``circuits.check``), and prints a table of the regimes.
 
     python sims/output_circuit.py             # figures in runs/output_circuit/
-    python sims/output_circuit.py --publish   # the published docs/figures/output_circuit_*.png, fig14_wiring_output_error.png
+    python sims/output_circuit.py --publish   # the published docs/figures/fig14_output_circuit_*.png, fig14_wiring_output_error.png
+    python sims/output_circuit.py --target cpp_standalone   # the same figures from the C++ standalone build
 """
 import os
 import time
@@ -40,11 +44,14 @@ p.add_argument("--grid", type=int, default=1201, help="points of the regime map 
 p.add_argument("--variant-grid", type=int, default=25, help="points per s for the continuous/spiking variants")
 p.add_argument("--draws", type=int, default=10_000, help="random draws of the agreement check")
 p.add_argument("--no-spiking", action="store_true", help="skip the spiking variant (the slowest part)")
+p.add_argument("--stream-examples", type=int, default=2000, help="examples of the stream experiment (10 classes each)")
+p.add_argument("--target", choices=["numpy", "cython", "cpp_standalone"], default="numpy",
+               help="Brian2 code-generation target of the rate and continuous networks (results are the same)")
 cli.add_output(p, "output_circuit")
 args = p.parse_args()
 with cli.guard():  # every setting checked before any simulation
     cli.check_circuit(M=args.M, S=args.S, mu=args.mu, eps=args.eps)
-    for name in ("cycles", "phase", "grid", "variant_grid", "draws"):
+    for name in ("cycles", "phase", "grid", "variant_grid", "draws", "stream_examples"):
         if getattr(args, name) < 1:
             raise cli.UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     args.out = str(cli.figure_dir(args))
@@ -53,40 +60,130 @@ import brian2 as b2  # noqa: E402
 
 from circuits import check, output_error, wiring  # noqa: E402
 
-b2.prefs.codegen.target = "numpy"
 b2.BrianLogger.log_level_error()
 P = dict(M=args.M, S=args.S, mu=args.mu, eps=args.eps)
+T = dict(target=args.target)
 start = time.time()
 
-# 1. trajectories of the four representative inputs, both orders
+# 1. trajectories of the four representative inputs, both orders, with the δ and t half-steps interleaved
 h4 = np.array(args.inputs)
 s4 = np.array([1.0, 1.0, -1.0, -1.0])
 names = check.regime(h4, s4, S=args.S)
-traj = {order: output_error.trajectory(h4, s4, cycles=args.cycles, order=order, **P)
+traj = {order: output_error.trajectory(h4, s4, cycles=args.cycles, order=order, **P, **T)
         for order in output_error.ORDERS}
-fig, axes = plt.subplots(2, 4, figsize=(13, 5.2), sharex=True)
-cyc = np.arange(1, args.cycles + 1)
+fig, axes = plt.subplots(2, 4, figsize=(14, 5.6), sharex=True)
 for j in range(4):
     for row, order in enumerate(output_error.ORDERS):
         ax = axes[row, j]
         tr = traj[order]
-        ax.step(cyc, tr.delta[:, j], where="mid", color="C0", lw=2, label="δ_c")
-        ax.step(cyc, tr.t[:, j], where="mid", color="C3", lw=1.2, ls="--", label="t_c")
+        # cycle k: δ updates at k − ½ (reading t of cycle k − 1), t at k (sequential: reading the new δ);
+        # each value is held until the unit's next update, so the alternation of Fig. 14 shows as staggered steps
+        d_times = np.arange(1, args.cycles + 1) - 0.5
+        t_times = np.arange(1, args.cycles + 1) if order == "sequential" else d_times
+        ax.step(np.r_[0, d_times, args.cycles + 0.5], np.r_[0, tr.delta[:, j], tr.delta[-1, j]], where="post",
+                color="C0", lw=2, label="δ_c (updates at k − ½)")
+        ax.step(np.r_[0, t_times, args.cycles + 0.5], np.r_[0, tr.t[:, j], tr.t[-1, j]], where="post",
+                color="C3", lw=1.2, ls="--", label="t_c (updates at k)" if order == "sequential" else "t_c")
+        period = output_error.PERIODS[order]
+        ax.axvspan(args.cycles - period + 0.5, args.cycles + 0.5, color="0.85", zorder=0,
+                   label=f"veto window ({period} cycles)")
         ax.axhline(0, color="0.7", lw=0.6)
         ax.set_ylim(-1.35, 1.45)
+        ax.set_xlim(0, args.cycles + 0.5)
         if row == 0:
-            ax.set_title(f"{names[j]}: h={h4[j]:g}, s={s4[j]:+g}\neq. 6 → {output_error.rule(h4[j], s4[j], mu=args.mu, S=args.S):.3g}",
-                         fontsize=9)
+            ax.set_title(f"{names[j]}: h={h4[j]:g}, s={s4[j]:+g}\neq. 6 → {output_error.rule(h4[j], s4[j], mu=args.mu, S=args.S):.3g},"
+                         f" veto → {tr.readout('veto')[j]:.3g}", fontsize=9)
         if j == 0:
-            ax.set_ylabel(f"{order}\n(period {output_error.PERIODS[order]})")
+            ax.set_ylabel(f"{order} (period {period})\nactivity (dimensionless)")
         if row == 1:
-            ax.set_xlabel("cycle")
-axes[0, 0].legend(fontsize=8, loc="lower left")
-fig.suptitle(f"Output error circuit (Fig. 14), Brian2 rate network: M={args.M:g}, S={args.S:g}, "
-             f"μ={args.mu:.3g}, ε={args.eps:g}; t_c = 0 at the start", fontsize=10)
+            ax.set_xlabel("time (cycles of the map)")
+axes[0, 0].legend(fontsize=7, loc="lower left")
+axes[1, 0].legend(fontsize=7, loc="lower left")
+fig.suptitle(f"Fig. 14 output error circuit, Brian2 rate network ({args.target}): M={args.M:g}, S={args.S:g}, "
+             f"μ={args.mu:.3g}, ε={args.eps:g}; δ = t = 0 at the start; grey: the readout window", fontsize=10)
 fig.tight_layout()
-f1 = os.path.join(args.out, "output_circuit_trajectories.png")
+f1 = os.path.join(args.out, "fig14_output_circuit_trajectories.png")
 fig.savefig(f1, dpi=110)
+plt.close(fig)
+
+# 1b. the (δ, t) phase plane: switching lines of σ_ctl (vertical) and of σ_out for this h, s (horizontal), and
+# the map's orbit from (0, 0): a fixed point in the update regimes, the 2-cycle in the correct ones
+fig, axes = plt.subplots(1, 4, figsize=(14, 3.9), sharey=True)
+tr = traj["sequential"]
+for j, ax in enumerate(axes):
+    # σ_out's input H = h + 2Ms − 2Mt crosses a threshold θ at t = (h + 2Ms − θ) / 2M
+    for theta, lab in ((args.M, "H = M"), (-args.M, "H = −M"), (2 * args.M + args.S, "H = 2M+S"),
+                       (-2 * args.M - args.S, "H = −2M−S")):
+        tl = (h4[j] + 2 * args.M * s4[j] - theta) / (2 * args.M)
+        if -1.3 < tl < 1.3:
+            ax.axhline(tl, color="C0", lw=0.8, ls=":")
+            ax.text(-0.48, tl, lab, fontsize=7, color="C0", va="bottom", ha="left")
+    for x, lab in ((1.0, "δ = 1"), (-args.mu, "δ = −μ")):
+        ax.axvline(x, color="C3", lw=0.8, ls=":")
+        ax.text(x, -1.25, lab, fontsize=7, color="C3", ha="center")
+    pts = np.c_[np.r_[0.0, np.repeat(tr.delta[:, j], 2)], np.r_[0.0, 0.0, np.repeat(tr.t[:, j], 2)[:-1]]]
+    ax.plot(pts[:, 0], pts[:, 1], color="0.5", lw=0.8, zorder=1)
+    for a, b in zip(pts[:-1], pts[1:]):
+        if np.any(a != b):
+            ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="->", color="0.3", lw=0.9))
+    ax.scatter(tr.delta[-2:, j], tr.t[-2:, j], s=60, color="C2", zorder=3, label="last 2 states (δ, t)")
+    ax.scatter([0], [0], s=30, color="k", zorder=3, label="start (0, 0)")
+    ax.set_xlim(-0.5, 1.4)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_title(f"{names[j]}: h={h4[j]:g}, s={s4[j]:+g}", fontsize=9)
+    ax.set_xlabel("δ_c (dimensionless)")
+axes[0].set_ylabel("t_c (dimensionless)")
+axes[0].legend(fontsize=7, loc="upper left")
+fig.suptitle("Fig. 14 circuit in the (δ, t) plane, sequential order: arrows are the half-steps δ → t → δ; dotted: "
+             "switching lines of σ_ctl (red) and σ_out (blue)", fontsize=10)
+fig.tight_layout()
+f1b = os.path.join(args.out, "fig14_output_circuit_phase_plane.png")
+fig.savefig(f1b, dpi=110)
+plt.close(fig)
+
+# 1c. a stream of examples (TimedArray inputs), with and without the reset of t between examples
+rng = np.random.default_rng(0)
+E = args.stream_examples
+hs = rng.uniform(-args.M + 1e-6, args.M - 1e-6, (E, 10))
+ss = -np.ones((E, 10))
+ss[np.arange(E), rng.integers(0, 10, E)] = 1.0
+streams = {(C, reset): output_error.stream(hs, ss, cycles_per_example=C, reset=reset, **P, **T)
+           for C in (2, 3, 4, 5) for reset in (True, False)}
+fig, axes = plt.subplots(1, 2, figsize=(13, 3.9), gridspec_kw=dict(width_ratios=[2.2, 1]))
+ax = axes[0]
+C, show = 5, 6
+j = int(np.argmax([(streams[(5, False)].settling()[:show, c] > 2).sum() for c in range(10)]))
+for reset, color, tcolor, ls in ((True, "C0", "C2", "-"), (False, "C1", "C3", "--")):
+    st = streams[(C, reset)]
+    x = np.arange(1, C * show + 1) - 0.5
+    ax.step(np.r_[0, x], np.r_[0, st.delta[:show, :, j].ravel()], where="post", color=color, ls=ls, lw=1.6,
+            label=f"δ_c, {'t reset' if reset else 'no reset'}")
+    ax.step(np.r_[0, x + 0.5], np.r_[0, st.t[:show, :, j].ravel()], where="post", color=tcolor, ls=ls, lw=1.0,
+            label=f"t_c, {'t reset' if reset else 'no reset'}")
+for e in range(show + 1):
+    ax.axvline(e * C, color="0.55", lw=0.8, ls=":")
+ax.set_xlabel(f"time (cycles; a new example every {C} cycles, dotted lines)")
+ax.set_ylabel(f"class {j}: activity (dimensionless)")
+ax.set_title(f"one class's circuit over {show} examples of the stream", fontsize=9)
+ax.legend(fontsize=7, ncol=2, loc="lower left")
+ax = axes[1]
+width = 0.35
+for k, reset in enumerate((True, False)):
+    extra = [np.mean(streams[(C, reset)].settling() - 2) for C in (2, 3, 4, 5)]
+    worst = [np.max(streams[(C, reset)].settling() - 2) for C in (2, 3, 4, 5)]
+    ax.bar(np.arange(4) + (k - 0.5) * width, extra, width, color="C0" if reset else "C1",
+           label=f"{'t reset' if reset else 'no reset'}: mean")
+    ax.scatter(np.arange(4) + (k - 0.5) * width, worst, marker="_", s=200, color="k",
+               label="largest" if k else None)
+ax.set_xticks(range(4), [f"C = {C}" for C in (2, 3, 4, 5)])
+ax.set_ylabel("extra cycles until the veto\nreadout equals eq. 6")
+ax.set_title(f"{E} examples × 10 classes", fontsize=9)
+ax.legend(fontsize=7)
+fig.suptitle("Fig. 14 circuit on a stream of examples (TimedArray inputs), sequential order: a stale t_c costs up "
+             "to 2 cycles, and only after an odd number of cycles per example", fontsize=10)
+fig.tight_layout()
+f1c = os.path.join(args.out, "fig14_output_circuit_stream.png")
+fig.savefig(f1c, dpi=110)
 plt.close(fig)
 
 # 2. regime map of the rate network's readouts over h ∈ (-M, M), s = ±1
@@ -94,7 +191,7 @@ hg = np.linspace(-args.M, args.M, args.grid + 2)[1:-1]
 H = np.concatenate([hg, hg])
 Sg = np.concatenate([np.ones_like(hg), -np.ones_like(hg)])
 K = args.phase
-tr = output_error.trajectory(H, Sg, cycles=max(K + 1, 4), **P)
+tr = output_error.trajectory(H, Sg, cycles=max(K + 1, 4), **P, **T)
 readouts = {"veto": tr.readout("veto"), f"phase {K}": tr.readout(f"phase {K}"),
             f"phase {K + 1}": tr.readout(f"phase {K + 1}"), "window-mean": tr.readout("window-mean")}
 eq6 = output_error.rule(H, Sg, mu=args.mu, S=args.S)
@@ -109,7 +206,7 @@ try:
 
     for ro in ("veto", "t-gate"):
         t0 = time.time()
-        variants[f"continuous {ro}"] = continuous.simulate(Hv, Sv, readout=ro, **P)
+        variants[f"continuous {ro}"] = continuous.simulate(Hv, Sv, readout=ro, **P, **T)
         variant_time[f"continuous {ro}"] = time.time() - t0
 except ImportError as err:  # written by another part of the project; the map is still useful without it
     print(f"continuous variant not available: {err}")
@@ -140,7 +237,10 @@ for row, sval in enumerate((1.0, -1.0)):
         for edge in (args.S, -args.S):
             ax.axvline(edge, color="0.6", lw=0.6, ls=":")
         ax.set_ylim(-0.75 if sval < 0 else -0.25, 1.35 if sval > 0 else 0.2)
-        ax.set_ylabel(f"readout δ_c  (s = {sval:+g})")
+        ax.set_ylabel(f"readout δ_c, dimensionless  (s = {sval:+g})")
+    # the leaky readouts' decision level: a δ closer to 0 than half the update value in the window is a veto
+    level = 0.5 if sval > 0 else -0.5 * args.mu
+    axes[row, 1].axhline(level, color="C1", lw=0.8, ls="--", label="veto level (½ update value)")
     for name, vals in readouts.items():
         axes[row, 0].plot(hg, vals[sl], label=name, **styles[name])
     for name, vals in variants.items():
@@ -148,14 +248,14 @@ for row, sval in enumerate((1.0, -1.0)):
 axes[0, 0].set_title("Brian2 rate network (discrete map), sequential order", fontsize=10)
 axes[0, 1].set_title("continuous-time and spiking versions (circuits.continuous, circuits.spiking)", fontsize=10)
 for ax in axes[1]:
-    ax.set_xlabel("h_c")
+    ax.set_xlabel("feed-forward input h_c (dimensionless)")
 # lower left of the s = +1 panels: every curve there is at δ = 1 (h < S), so the legends cover none
 axes[0, 0].legend(fontsize=8, loc="lower left")
 axes[0, 1].legend(fontsize=8, loc="lower left")
-fig.suptitle(f"Regime map: M={args.M:g}, S={args.S:g}, μ={args.mu:.3g}, ε={args.eps:g} "
+fig.suptitle(f"Fig. 14 circuit, regime map: M={args.M:g}, S={args.S:g}, μ={args.mu:.3g}, ε={args.eps:g} "
              f"(dotted lines: h = ±S)", fontsize=10)
 fig.tight_layout()
-f2 = os.path.join(args.out, "output_circuit_regime_map.png")
+f2 = os.path.join(args.out, "fig14_output_circuit_regime_map.png")
 fig.savefig(f2, dpi=110)
 plt.close(fig)
 
@@ -169,7 +269,7 @@ wiring.draw(g, f3, title="Fig. 14 as read off the Brian2 network (edge: weight �
 # 5. agreement of the veto readout with eq. 6 (boundary grid + random draws), float64
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", check.CircuitRangeWarning)
-    rep = check.check_rule(lambda h, s: output_error.simulate(h, s, cycles=2, **P), M=args.M, S=args.S,
+    rep = check.check_rule(lambda h, s: output_error.simulate(h, s, cycles=2, **P, **T), M=args.M, S=args.S,
                            mu=args.mu, n_random=args.draws, out_of_range=True)
 
 # table
@@ -190,6 +290,14 @@ for name, vals in variants.items():
     agr = check.agreement_by_regime(vals, Hv, Sv, mu=args.mu, S=args.S, atol=0.05)
     print(f"{name:<18} (atol 0.05, {variant_time[name]:.1f} s): "
           + ", ".join(f"{k} {a}/{n_}" for k, (n_, a) in agr.items()))
-for f in (f1, f2, f3):
+print("\nstream of examples (sequential): extra cycles until the veto readout equals eq. 6, mean / largest")
+for C in (2, 3, 4, 5):
+    row = [f"{np.mean(streams[(C, r)].settling() - 2):.3f} / {np.max(streams[(C, r)].settling() - 2)}"
+           for r in (True, False)]
+    final = [np.mean(streams[(C, r)].readout() == output_error.rule(hs, ss, mu=args.mu, S=args.S, boundary="closed"))
+             for r in (True, False)]
+    print(f"  C = {C}: reset {row[0]} (readout = eq. 6: {100 * final[0]:.2f}%),  "
+          f"no reset {row[1]} (readout = eq. 6: {100 * final[1]:.2f}%)")
+for f in (f1, f1b, f1c, f2, f3):
     print("wrote", os.path.relpath(f))
 print(f"total time {time.time() - start:.1f} s")
