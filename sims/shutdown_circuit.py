@@ -32,6 +32,8 @@ p.add_argument("--d-max", type=float, default=2.0, help="feedback range δ ∈ [
 p.add_argument("--grid", type=int, default=301, help="grid points per axis")
 p.add_argument("--draws", type=int, default=10_000, help="random draws of the agreement check")
 p.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+p.add_argument("--target", choices=["numpy", "cython", "cpp_standalone"], default="numpy",
+               help="Brian2 code-generation target of the shutdown network (results are the same)")
 cli.add_output(p, "shutdown_circuit")
 args = p.parse_args()
 with cli.guard():  # every setting checked before any simulation
@@ -46,7 +48,6 @@ import brian2 as b2  # noqa: E402
 from circuits import shutdown, wiring  # noqa: E402
 from circuits.check import CircuitRangeWarning  # noqa: E402
 
-b2.prefs.codegen.target = "numpy"
 b2.BrianLogger.log_level_error()
 start = time.time()
 K = args.K
@@ -58,7 +59,7 @@ Hh, Dd = np.meshgrid(hg, dg)
 X = np.clip(Hh, -1.0, 1.0)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", CircuitRangeWarning)  # counted below
-    out = shutdown.simulate(X, Dd, K=K)
+    out = shutdown.simulate(X, Dd, K=K, target=args.target)
 eq3 = shutdown.rule(X, Dd)
 wrong = out != eq3
 
@@ -88,7 +89,8 @@ for xval, style in ((0.5, dict(color="C0", lw=2)), (1.0, dict(color="C3", lw=2, 
                     (-1.0, dict(color="C2", lw=1.2, ls=":"))):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CircuitRangeWarning)
-        ax.plot(dl, shutdown.simulate(np.full_like(dl, xval), dl, K=K), label=f"circuit, x = {xval:g}", **style)
+        ax.plot(dl, shutdown.simulate(np.full_like(dl, xval), dl, K=K, target=args.target),
+                label=f"circuit, x = {xval:g}", **style)
 ax.axvspan(-args.d_max * K, -K, color="0.9")
 ax.axvspan(K, args.d_max * K, color="0.9")
 ax.set_xlabel("incoming feedback δ  (shaded: |δ| ≥ K)")
@@ -113,12 +115,12 @@ rng = np.random.default_rng(args.seed)
 x_in = np.clip(rng.uniform(-1.3, 1.3, args.draws), -1, 1)
 d_in = rng.uniform(-K, K, args.draws)
 d_in = np.where(np.abs(d_in) >= K, 0.0, d_in)
-ok_in = shutdown.simulate(x_in, d_in, K=K) == shutdown.rule(x_in, d_in)
+ok_in = shutdown.simulate(x_in, d_in, K=K, target=args.target) == shutdown.rule(x_in, d_in)
 x_out = np.clip(rng.uniform(-1.3, 1.3, args.draws), -1, 1)
 d_out = np.sign(rng.uniform(-1, 1, args.draws)) * rng.uniform(K, 2 * K, args.draws)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", CircuitRangeWarning)
-    ok_out = shutdown.simulate(x_out, d_out, K=K) == shutdown.rule(x_out, d_out)
+    ok_out = shutdown.simulate(x_out, d_out, K=K, target=args.target) == shutdown.rule(x_out, d_out)
 
 print(f"Shutdown circuit, K={K:g}")
 print(f"{'draws':<28} {'n':>6} {'saturated':>9} {'agree':>6} {'%':>7}")

@@ -34,6 +34,9 @@ CASES = [
     ("bench/scheduled_step.py", ["--nets", "nosuchnet"], "unknown network"),
     ("bench/step_time.py", ["--rules", "nosuchrule"], "unknown rule"),
     ("bench/local_layers.py", ["--batch", "0"], "--batch"),
+    ("bench/circuit_targets.py", ["--cycles", "1"], "--cycles"),
+    ("sims/circuit_targets.py", ["--targets", "cython", "numpy"], "numpy"),
+    ("sims/circuit_dynamics.py", ["--dt-divisions", "2"], "--dt-divisions"),
 ]
 
 
