@@ -113,38 +113,50 @@ def builder(plain, n_examples, mu, **kw):
                            **kw)
 
 
-def timeline_figure(plain, mu, x0, y0, classes, path):
+def pick_example(net, x, y):
+    """The first example whose forward pass saturates a hidden unit and puts an output in a correct regime
+    (|h| > S, so that the shutdown units and the circuit's oscillation both show), else the first one."""
+    with torch.no_grad():
+        hidden = net.layers[0](x)
+        h = net(x)
+    s = torch.full_like(h, -1.0).scatter_(1, y[:, None], 1.0)
+    good = ((hidden.abs() >= 1).flatten(1).any(1) & ((s * h) > 1).any(1)).nonzero().flatten()
+    return int(good[0]) if len(good) else 0
+
+
+def timeline_figure(plain, mu, x0, y0, classes, path, which):
     """Every population through the slots of one example (the whole-network version of Fig. 15's timeline)."""
     b2.start_scope()
+    b2.prefs.codegen.target = "numpy"
     ln = builder(plain, 1, mu, record_activity=True, record_weights=False, name="timeline")
     ln.run(x0[None], supervisory([y0], classes), args.lr)
     act = ln.activity()
     order = [k for k in act if k[0] == "input"] + [k for k in act if k[0] not in ("input", "s", "t")] + \
         [k for k in act if k[0] in ("s", "t")]
-    labels = {"x": "x (then δ)", "fb": "fb (R δ arrived)", "d": "δ_c (error unit)", "u": "u", "v": "v",
-              "s": "s_c (supervisory)", "t_c": "t_c (control)"}
-    heights = [max(2.0, min(act[k].shape[0], 64) ** 0.5) for k in order]
-    fig, axes = plt.subplots(len(order), 1, figsize=(11, 0.55 * sum(heights) + 2.2), sharex=True,
+    labels = {"x": "x, then δ", "fb": "fb: R δ arrived", "d": "δ_c: error unit", "u": "u = 1[x ≥ 1]",
+              "v": "v = −1[x ≤ −1]", "s": "s_c: supervisory", "t_c": "t_c: control"}
+    heights = [1.0 + 0.25 * min(act[k].shape[0], 64) ** 0.5 for k in order]
+    fig, axes = plt.subplots(len(order), 1, figsize=(10, 0.55 * sum(heights) + 2.0), sharex=True,
                              gridspec_kw={"height_ratios": heights})
     n = ln.n_slots
     lname = {i: L["name"] for i, L in enumerate(plain["layers"])}
     names = ["present"] + [f"{kind} {lname[layer]}" + (f" (cycle {c})" if c else "") for kind, layer, c in ln.slots[1:]]
     for ax, key in zip(axes, order):
         v = act[key]
-        lim = max(1e-12, float(np.abs(v).max()))
+        lim = max(1.0, float(np.abs(v).max()))
         im = ax.imshow(v, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
                        extent=[-0.5, n - 0.5, v.shape[0] - 0.5, -0.5])
-        ax.set_ylabel(f"{key[0]}\n{labels.get(key[1], key[1])}", rotation=0, ha="right", va="center", fontsize=8)
+        label = "x_0 (input)" if key[0] == "input" else labels.get(key[1], key[1])
+        ax.set_ylabel(f"{key[0]} ({v.shape[0]})\n{label}", rotation=0, ha="right", va="center", fontsize=8)
         ax.set_yticks([])
         for k in range(n + 1):
             ax.axvline(k - 0.5, color="0.6", lw=0.4)
         fig.colorbar(im, ax=ax, pad=0.01, fraction=0.02)
     axes[-1].set_xticks(range(n))
-    axes[-1].set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    axes[-1].set_xticklabels(names, rotation=50, ha="right", fontsize=8)
     axes[-1].set_xlabel("slot of one example (time step, dt = 1 ms; state at the end of the step)")
-    fig.suptitle(f"Fig. 15, whole network: every population of '{args.net}' through one example's slots "
-                 f"(order {args.order}, first training example, seed {args.seed}); colour: activity (units)",
-                 fontsize=10)
+    fig.suptitle(f"Fig. 15, whole network: every population of '{args.net}' through one example's slots\n"
+                 f"(order {args.order}; {which}; seed {args.seed}; colour: activity, rows: units)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -185,9 +197,6 @@ def run_rule(rule, out_dir, ds, draw_timeline):
     engine = ScheduledEngine(net, order=args.order, mu=mu, gate=ShutdownGate(K=args.circuit_K),
                              error_signal=OutputErrorCircuit(M=args.circuit_M, mu=mu, eps=args.circuit_eps))
     loss_fn = make_loss("urfb", mu)
-    if draw_timeline:
-        timeline_figure(plain, mu, x_tr[0].reshape(-1).numpy(), int(y_tr[0]), classes,
-                        os.path.join(fig_root, "fig15_network_timeline.png"))
     b2.start_scope()
     if args.target == "cpp_standalone":
         b2.set_device("cpp_standalone", build_on_run=False)
@@ -232,6 +241,15 @@ def run_rule(rule, out_dir, ds, draw_timeline):
               f"{100 * test_err_t:.2f}% | train error {100 * row['train_error_brian2']:.2f}% / "
               f"{100 * row['train_error_torch']:.2f}% | max |ΔW|,|ΔR| after every example {diff:.2e} | "
               f"Brian2 {dt_b:.1f} s", flush=True)
+    if draw_timeline:  # after training: some units saturated, some output circuits oscillating
+        if args.target == "cpp_standalone":
+            b2.device.reinit()
+            b2.device.activate()
+            b2.set_device("runtime")
+        k = pick_example(net, x_te, y_te)
+        timeline_figure(plain_network(net, args.order), mu, x_te[k].reshape(-1).numpy(), int(y_te[k]), classes,
+                        os.path.join(fig_root, "fig15_network_timeline.png"),
+                        f"test example {k} (label {int(y_te[k])}) after {args.epochs} epoch(s) of {rule}")
     summary = {"net": args.net, "rule": rule, "order": args.order, "lr": args.lr, "target": args.target,
                "seed": args.seed, "examples": n_tr * args.epochs, "test_examples": n_te,
                "synapses": int(sum(len(L[k]["w"]) for L in plain["layers"] for k in ("W", "R"))),
