@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 # parameters (the defaults of the command line)
 NET = "full 40; output"
 RULES = ("urfb", "frfb", "symmetric")  # symmetric: URFB from R = Wᵀ, the Zipser–Rumelhart control (= BP-H)
-ETA = 0.01  # learning rate of one example (batch 1): docs/brian2_network.md says why
+ETA = 0.03  # learning rate of one example (batch 1): docs/brian2_network.md says why
 EPOCHS = 1
 SEED = 0
 M, EPS, K = 10.0, 0.1, 100.0  # output circuit bound and increment; shutdown gate bound (RunConfig defaults)
