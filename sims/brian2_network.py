@@ -61,7 +61,12 @@ args = p.parse_args()
 with cli.guard():  # every setting checked before any simulation
     from models.spec import resolve
 
-    resolve(args.net)
+    _, specs = resolve(args.net)
+    other = [str(sp) for sp in specs if sp.kind not in ("full", "local", "output")]
+    if other:
+        raise cli.UsageError(f"--net {args.net!r}: the network of neurons has full, local and output layers only, "
+                             f"not {', '.join(other)} (a tied conv shares one weight among many synapses: write it "
+                             "'local')")
     rules = [r.strip() for r in args.rule.split(",") if r.strip()]
     bad = [r for r in rules if r not in RULES]
     if bad or not rules:

@@ -34,6 +34,10 @@ CASES = [
     ("bench/scheduled_step.py", ["--nets", "nosuchnet"], "unknown network"),
     ("bench/step_time.py", ["--rules", "nosuchrule"], "unknown rule"),
     ("bench/local_layers.py", ["--batch", "0"], "--batch"),
+    ("sims/brian2_network.py", ["--rule", "bp-h"], "--rule"),
+    ("sims/brian2_network.py", ["--circuit-K", "0"], "K"),
+    ("sims/brian2_network.py", ["--net", "conv 4 3x3; output"], "local"),
+    ("bench/brian2_network.py", ["--examples", "0"], "--examples"),
 ]
 
 
