@@ -27,7 +27,7 @@ def _data(n, shape, classes, scale=4.0, seed=0):
 
 
 def _run_both(spec, rule="urfb", *, n=10, shape=(1, 8, 8), classes=4, order="paper", events=None,
-              feedback_init="random", connectivity=1.0, **kw):
+              feedback_init="random", connectivity=1.0, cycles=None, **kw):
     """Per-example weight and output differences between the Brian2 network and the scheduled engine, and
     the engine's regime counts (so that a test can see that every regime of the output circuit occurred)."""
     mu = 1.0 / (classes - 1)
@@ -35,12 +35,13 @@ def _run_both(spec, rule="urfb", *, n=10, shape=(1, 8, 8), classes=4, order="pap
                   connectivity=connectivity)
     plain = plain_network(net, order, events)
     ln = LearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"], n_examples=n,
-                         M=M, mu=mu, eps=EPS, K=K, name="t", **kw)
+                         M=M, mu=mu, eps=EPS, K=K, name="t", cycles=cycles, **kw)
     x, y = _data(n, shape, classes)
     s = -np.ones((n, classes))
     s[np.arange(n), y.numpy()] = 1.0
     res = ln.run(x.reshape(n, -1).numpy(), s, LR)
-    engine = ScheduledEngine(net, order=order, mu=mu, error_signal=OutputErrorCircuit(M=M, mu=mu, eps=EPS),
+    engine = ScheduledEngine(net, order=order, mu=mu, error_signal=OutputErrorCircuit(M=M, mu=mu, eps=EPS, cycles=cycles,
+                                                                         readout=kw.get("readout", "veto")),
                              gate=ShutdownGate(K=K), schedule=[Event(*e) for e in plain["events"]])
     loss_fn = make_loss(rule, mu)
     diffs, moved = [], 0.0
@@ -67,6 +68,14 @@ def test_weights_equal_the_scheduled_engine_after_every_example(brian, float64, 
     assert diffs.max() < 1e-12, diffs
     assert moved > 0.05
     assert all(v > 0 for v in metrics["regime_fraction"].values()), metrics["regime_fraction"]
+
+
+def test_veto_readout_over_an_odd_number_of_cycles(brian, float64):
+    """With 3 cycles the last δ_c of a correct output is 1+ε or −μ−ε; the veto readout still gives 0 there
+    (eq. 6), as the engine's circuit module does: weights equal after every example."""
+    diffs, moved, metrics, _, _ = _run_both("full 8; output", "urfb", n=12, cycles=3)
+    assert diffs.max() < 1e-12 and moved > 0.05
+    assert metrics["regime_fraction"]["on-correct"] > 0 and metrics["regime_fraction"]["off-correct"] > 0
 
 
 def test_symmetric_start_stays_symmetric(brian, float64):
