@@ -36,13 +36,15 @@ import math
 from dataclasses import dataclass
 
 import networkx as nx
+import numpy as np
 import torch
 
 from .layers import Sum, WeightLayer
 from .losses import default_mu, output_error, softmax_error, supervisory
 from .network import Network
 
-__all__ = ["SequencingError", "Event", "build_schedule", "LayerState", "ScheduledEngine", "check_order"]
+__all__ = ["SequencingError", "Event", "build_schedule", "LayerState", "ScheduledEngine", "check_order",
+           "plain_network", "synapse_values"]
 
 
 class SequencingError(RuntimeError):
@@ -451,3 +453,78 @@ def brian2_audit(circuit, atol: float = 1e-6):
         return int((abs(ref - got) > atol).sum())
 
     return audit
+
+
+def plain_network(net: Network, order: str = "paper", events=None) -> dict:
+    """The network and its schedule as plain data, for a simulator that knows nothing of ``models``
+    (``circuits.learning_network``, the whole learning machine in Brian2; docs/brian2_network.md).
+
+    ``events`` (default: the scheduled engine's own topological order) is checked against the event graph
+    first: an order that breaks Remark 1 raises ``SequencingError`` here, before any simulation. Returns
+    ``{"n_in", "classes", "learn_R", "events": [(kind, layer index)], "layers": [...]}`` with one dict per
+    weight layer: ``name``, ``kind``, ``units``, ``act``, ``slope``, and ``W``, ``R`` as synapse lists
+    ``{"pre", "post", "w", "index"}``: one entry per weight that exists (masked-out entries and a local
+    layer's connections into the zero padding are absent), ``index`` its position in the flattened tensor
+    (``W.flatten()[index]`` is the synapse's value), units numbered as PyTorch flattens (C, H, W). W goes from
+    layer l-1 (pre) to l (post); R from l (pre) to l-1 (post), carrying the feedback R δ down.
+    Only ``full``, ``local`` and ``output`` layers have a synapse-level form (a tied convolution shares one
+    weight among many synapses; max-pool, dropout and sum are not in this network); rules whose feedback is
+    not R (bp, bp-h, sign, dfa) or that decay the weights (kp) are refused."""
+    from .layers import Full
+    from .local import Local, in_grid
+
+    rule = net.rule
+    if rule.feedback != "R" or rule.decay:
+        raise ValueError(f"rule {rule.name}: the network of neurons sends feedback through its own R synapses and "
+                         "updates them only by Hebbian products; use frfb or urfb (urfb from feedback_init "
+                         "'symmetric' is the symmetric control, equal to bp-h)")
+    G = build_schedule(net, order)
+    events = _default_order(G) if events is None else [e if isinstance(e, Event) else Event(*e) for e in events]
+    check_order(G, events, net.names)
+    layers = []
+    for name, m, shape in zip(net.names, net.layers, net.shapes):
+        if isinstance(m, Local):
+            hw, c_in, k, c_out = m.hw, m.c_in, m.k, m.c_out
+            h, w = hw
+            a = (k - 1) // 2
+            exists = in_grid(hw, c_in, k).expand_as(m.W).reshape(-1).numpy()
+            f = torch.arange(m.W.numel()).numpy()
+            q_len = c_in * k * k
+            p, o, q = f // (c_out * q_len), (f // q_len) % c_out, f % q_len
+            c, dy, dx = q // (k * k), (q // k) % k, q % k
+            row, col = p // w + dy - a, p % w + dx - a
+            pre_all = np.where(exists, c * h * w + row * w + col, -1)
+            post_all = o * h * w + p
+        elif isinstance(m, Full):
+            n_out, n_in = m.W.shape
+            f = np.arange(m.W.numel())
+            exists = np.ones(f.size, dtype=bool)
+            pre_all, post_all = f % n_in, f // n_in
+        else:
+            raise ValueError(f"layer {name} ({type(m).__name__}): the network of neurons has full, local and output "
+                             "layers only (a tied convolution shares one weight among many synapses: write it "
+                             "'local'; max-pool, dropout and sum are not part of it)")
+        lay = {"name": name, "kind": "output" if not m.act else ("local" if isinstance(m, Local) else "full"),
+               "units": int(np.prod(shape)), "act": bool(m.act), "slope": float(m.slope), "shape": tuple(shape)}
+        for key, tensor, mask in (("W", m.W, m.mask_W), ("R", m.R, m.mask_R)):
+            keep = exists.copy()
+            if mask is not None:
+                keep &= mask.detach().reshape(-1).cpu().numpy() > 0
+            index = np.flatnonzero(keep)
+            value = tensor.detach().reshape(-1).cpu().double().numpy()[index]
+            pre, post = pre_all[index], post_all[index]
+            lay[key] = {"pre": pre if key == "W" else post, "post": post if key == "W" else pre, "w": value,
+                        "index": index}
+        layers.append(lay)
+    return {"n_in": int(np.prod(net.in_shape)), "classes": int(net.num_classes), "learn_R": bool(rule.learn_R),
+            "events": [(e.kind, e.layer) for e in events], "layers": layers}
+
+
+def synapse_values(net: Network, plain: dict) -> list[tuple]:
+    """The current (W, R) values of ``net`` at the synapses of ``plain`` (``plain_network``'s lists), float64
+    NumPy, layer by layer: what a simulator of those synapses should hold."""
+    out = []
+    for lay, m in zip(plain["layers"], (m for m in net.layers if isinstance(m, WeightLayer))):
+        out.append(tuple(t.detach().reshape(-1).cpu().double().numpy()[lay[k]["index"]]
+                         for k, t in (("W", m.W), ("R", m.R))))
+    return out

@@ -136,6 +136,32 @@ BREAKS = {
     "stream-delta-not-reset": (
         "circuits/output_error.py", '("\\ndelta = 0" if reset else "")', '""',
         "tests/test_output_error.py::test_a_stream_with_reset_is_a_fresh_circuit_per_example[simultaneous-6]"),
+    "brian2-gate-ignores-u-v": (
+        "circuits/learning_network.py", 'sigma_gate="fb + I_u + I_v"', 'sigma_gate="fb"',
+        "tests/test_brian2_network.py::test_weights_equal_the_scheduled_engine_after_every_example[urfb]"),
+    "brian2-hebb-in-every-slot": (
+        "circuits/learning_network.py", "w += int({at('update', li)})", "w += int(slot >= 0)",
+        "tests/test_brian2_network.py::test_weights_equal_the_scheduled_engine_after_every_example[urfb]"),
+    "brian2-veto-dropped": (
+        "circuits/learning_network.py", 'readout_slot, value = c1, "d * int(seen0 < 0.5)"',
+        'readout_slot, value = c1, "d"',
+        "tests/test_brian2_network.py::test_veto_readout_over_an_odd_number_of_cycles"),
+    "brian2-feedback-read-live-not-latched": (
+        "circuits/learning_network.py", 'sigma_gate="fb + I_u + I_v"', 'sigma_gate="I_fb + I_u + I_v"',
+        "tests/test_brian2_network.py::test_gradient_order_is_followed_too"),
+    "brian2-R-learns-under-frfb": (
+        "circuits/learning_network.py", "            if self.learn_R:\n", "            if True:\n",
+        "tests/test_brian2_network.py::test_weights_equal_the_scheduled_engine_after_every_example[frfb]"),
+    "brian2-events-not-checked": (
+        "circuits/learning_network.py", "self.events = check_events(layers, events)",
+        "self.events = [tuple(e) for e in events]",
+        "tests/test_brian2_network.py::test_misordered_schedule_is_refused_before_anything_runs"),
+    "plain-network-order-not-checked": (
+        "models/schedule.py", "    check_order(G, events, net.names)\n    layers = []\n", "    layers = []\n",
+        "tests/test_brian2_network.py::test_misordered_schedule_is_refused_before_anything_runs"),
+    "plain-local-rows-and-columns-swapped": (
+        "models/schedule.py", "c * h * w + row * w + col", "c * h * w + col * w + row",
+        "tests/test_brian2_network.py::test_local_layer_with_random_connectivity"),
 }
 
 

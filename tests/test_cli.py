@@ -37,6 +37,10 @@ CASES = [
     ("bench/circuit_targets.py", ["--cycles", "1"], "--cycles"),
     ("sims/circuit_targets.py", ["--targets", "cython", "numpy"], "numpy"),
     ("sims/circuit_dynamics.py", ["--dt-divisions", "2"], "--dt-divisions"),
+    ("sims/brian2_network.py", ["--rule", "bp-h"], "--rule"),
+    ("sims/brian2_network.py", ["--circuit-K", "0"], "K"),
+    ("sims/brian2_network.py", ["--net", "conv 4 3x3; output"], "local"),
+    ("bench/brian2_network.py", ["--examples", "0"], "--examples"),
 ]
 
 
