@@ -76,6 +76,7 @@ network on it (numpy and cython on Brian2's runtime device; cpp_standalone as it
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import tempfile
 from dataclasses import dataclass
@@ -215,6 +216,7 @@ def _execute(make, duration: float, *, target: str, seed, directory=None, name: 
         if getattr(current, "code_objects", None) or getattr(current, "has_been_run", False):
             raise RuntimeError("a cpp_standalone project is already being set up in this process; run the spiking "
                                "circuits before it, or call brian2.device.reinit() first.")
+        gc.collect()  # objects of an earlier build still alive would give this build's code new names
         b2.set_device("cpp_standalone", build_on_run=False)
         try:
             net, collect = make()
@@ -455,7 +457,7 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, marg
     ``{name}_currents`` (6 per circuit, module docstring), synapses ``{name}_ff`` (inputs), ``{name}_fb``
     (t detectors → δ currents, detectors → observers), ``{name}_delta_to_t`` (with ``delay``; left out with
     ``open_loop``, so t̂ stays 0), monitors ``{name}_rates`` (δ̂, t̂ every ``record_dt``) and, if asked,
-    ``{name}_spikes`` and ``{name}_membrane`` (v and I of the detector neurons ``record_neurons``, flat indices).
+    ``{name}_spikes`` and ``{name}_membrane`` (v and I every step, before the threshold, of the detector neurons ``record_neurons``, flat indices).
     Returns ``(network, layout)``; layout maps each detector neuron to (circuit, detector index 0..5) and
     holds the synapse tables for ``dale_violations``.
     """
@@ -540,7 +542,7 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, marg
         objs.append(b2.SpikeMonitor(det, name=f"{name}_spikes"))
     if len(record_neurons):
         objs.append(b2.StateMonitor(det, ["v", "I"], record=np.asarray(record_neurons, dtype=np.int64),
-                                    name=f"{name}_membrane"))
+                                    when="before_thresholds", dt=params.dt * b2.second, name=f"{name}_membrane"))
     net = b2.Network(*objs, name=f"{name}_network")
     return net, {"circuit": circ, "detector": det_k, "synapses": tables, "n_inputs": n_c * 4 * N_in,
                  "n_circuits": n_c}
