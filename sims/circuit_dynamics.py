@@ -1,18 +1,15 @@
-"""Continuous-time and spiking versions of the output error circuit (Amit 2019, Appendix 1, Fig. 13, 14).
+"""Continuous-time version of the output error circuit (Amit 2019, Appendix 1, Fig. 13, 14).
 
 The paper's circuit is a discrete alternating map (δ → t → δ) whose correct regimes oscillate 1+ε ↔ 0.
-This script runs the two physical versions of it, ``circuits.continuous`` (leaky rate units, optionally
-with a relay-chain delay on δ → t) and ``circuits.spiking`` (LIF step detectors, calibrated), on a grid of
-feed-forward inputs h for s = ±1, and reports their agreement with eq. 6 per regime and readout.
+This script runs ``circuits.continuous`` (leaky rate units, optionally with a relay-chain delay on δ → t) on a
+grid of feed-forward inputs h for s = ±1, and reports its agreement with eq. 6 per regime and readout. The
+spiking version is sims/spiking_circuit.py.
 
 Figures written to --out (default runs/circuit_dynamics/; docs/figures with --publish):
   fig14_continuous_trajectories.png   δ(t), t_c(t) in the four regimes, without and with delay, with the
                                       σ_ctl thresholds, the veto and t-gate levels and the readout window
   fig14_continuous_regime_map.png     readouts and mean |t_c| over h for s = ±1, with eq. 6 and the levels
   fig14_continuous_dt_convergence.png chatter, smallest δ and agreement against the time step dt
-  spiking_calibration.png      a detector population's measured f(x), and the open-loop δ̂(H) vs σ_out(H)
-  spiking_trajectories.png     spike rasters and δ̂(t), t̂(t) in the four regimes
-  spiking_regime_map.png       readouts and mean |t̂| over h for s = ±1, with eq. 6
   fig15_continuous_gate.png    the leaky shutdown gate (Fig. 15): δ̃, u over time for a saturated unit
 A table of agreement per regime is printed (the one in docs/circuit_dynamics.md), and one for the leaky
 shutdown gate against eq. 3 (settled value and transient leak).
@@ -30,7 +27,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
-from circuits import continuous, spiking, transfer  # noqa: E402
+from circuits import continuous  # noqa: E402
 from circuits.check import REGIMES, boundary_grid, regime  # noqa: E402
 from circuits.output_error import rule  # noqa: E402
 from sims import cli  # noqa: E402
@@ -43,15 +40,12 @@ def parse_args():
     p.add_argument("--mu", type=float, default=1 / 9, help="off-class factor μ (= 1/(C-1), C = 10)")
     p.add_argument("--eps", type=float, default=0.2, help="oscillation overshoot ε")
     p.add_argument("--n-h", type=int, default=100, help="h values per sign of s (continuous)")
-    p.add_argument("--n-h-spiking", type=int, default=50, help="h values per sign of s (spiking)")
     p.add_argument("--tau", type=float, default=10e-3, help="time constant of the leaky units (s)")
     p.add_argument("--delays", type=float, nargs="+", default=[0.0, 10e-3, 20e-3],
                    help="δ → t delays of the continuous circuit (s)")
-    p.add_argument("--spiking-delays", type=float, nargs="+", default=[0.0, 50e-3],
-                   help="δ → t synaptic delays of the spiking circuit (s)")
     p.add_argument("--rtol", type=float, default=0.1, help="agreement tolerance, fraction of the update value")
     p.add_argument("--K", type=float, default=1.0, help="bound on |δ| of the shutdown gate")
-    p.add_argument("--seed", type=int, default=0, help="seed of the spiking networks' noise")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shutdown gate's random draws")
     p.add_argument("--dt-divisions", type=int, nargs="+", default=[10, 20, 40, 80, 160, 320],
                    help="time steps τ/k of the dt-convergence check of the continuous circuit")
     p.add_argument("--veto-levels", type=float, nargs="+", default=[0.25, 0.5, 0.75],
@@ -63,11 +57,11 @@ def parse_args():
     cli.check_circuit(M=a.M, S=a.S, mu=a.mu, eps=a.eps, K=a.K)  # before any simulation
     if min(a.dt_divisions) < 5 or not all(0 < v < 1 for v in a.veto_levels):
         raise cli.UsageError("--dt-divisions must be ≥ 5 (dt ≤ τ/5) and --veto-levels in (0, 1)")
-    for name in ("n_h", "n_h_spiking"):
+    for name in ("n_h",):
         if getattr(a, name) < 1:
             raise cli.UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(a, name)}")
-    if not a.tau > 0 or not a.rtol > 0 or min(a.delays + a.spiking_delays) < 0:
-        raise cli.UsageError("--tau and --rtol must be positive and --delays, --spiking-delays ≥ 0 (seconds)")
+    if not a.tau > 0 or not a.rtol > 0 or min(a.delays) < 0:
+        raise cli.UsageError("--tau and --rtol must be positive and --delays ≥ 0 (seconds)")
     a.out = str(cli.figure_dir(a))
     return a
 
@@ -188,32 +182,6 @@ def plot_regime_map(path, h, s, results, *, mu, S, M, title):
         ax.axvline(-S, color="0.7", lw=0.5)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_calibration(path, cal, H, d_open, *, M, S, mu, eps):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
-    axes[0].plot(cal.x, cal.f, "o-", ms=3)
-    axes[0].axvline(cal.x50, color="C3", lw=0.8, label=f"x₅₀ = {cal.x50:.4f}")
-    axes[0].set_xlabel("drive x = d (X - θ)")
-    axes[0].set_ylabel("rate / r_sat")
-    axes[0].set_title(f"one step-detector population, r_sat = {cal.r_sat:.1f} Hz", fontsize=9)
-    axes[0].legend(fontsize=8)
-    Hf = np.linspace(H.min(), H.max(), 2001)
-    axes[1].plot(Hf, transfer.sigma_out(Hf, M=M, S=S, mu=mu, eps=eps), color="k", lw=2.5, alpha=0.3,
-                 label="σ_out (circuits.transfer)")
-    axes[1].plot(H, d_open, ".", ms=4, label="spiking δ̂, open loop (t̂ = 0)")
-    axes[1].set_xlabel("H")
-    axes[1].set_ylabel("δ")
-    axes[1].set_title("calibrated δ unit of 4 step detectors", fontsize=9)
-    axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -410,31 +378,11 @@ def main():
                     title="Fig. 14 circuit with leaky rate units: readouts vs eq. 6 (dotted: decision levels)")
     t_cont = time.time() - t_start
 
-    # ---- spiking ----
-    params = spiking.DetectorParams()
-    cal = spiking.calibrate(params)
-    H = np.linspace(-2 * M - S - 1.5, 2 * M + S + 1.5, 121)
-    d_open = spiking.transfer_curve(H, M=M, S=S, mu=mu, eps=eps, params=params, seed=a.seed)
-    plot_calibration(os.path.join(a.out, "spiking_calibration.png"), cal, H, d_open, M=M, S=S, mu=mu, eps=eps)
-    far = np.min(np.abs(H[:, None] - np.array([-2 * M - S, -M, M, 2 * M + S])[None]), 1) > 0.1
-    err = np.abs(d_open - transfer.sigma_out(H, M=M, S=S, mu=mu, eps=eps))[far]
-    hs, ss = grid(a.n_h_spiking, M)
-    results, rep = [], []
-    for delay in a.spiking_delays:
-        traj = spiking.trajectory(hs, ss, M=M, S=S, mu=mu, eps=eps, delay=delay, params=params, seed=a.seed)
-        rows += rows_for("spiking", delay, traj, hs, ss, mu=mu, S=S, rtol=a.rtol)
-        results.append((f"spiking, delay {1e3 * delay:.0f} ms", traj))
-    # the paper's zero margin: σ_ctl's thresholds exactly on the settled values 1 and -μ
-    traj = spiking.trajectory(hs, ss, M=M, S=S, mu=mu, eps=eps, margin=0.0, params=params, seed=a.seed)
-    rows += rows_for("spiking m=0", 0.0, traj, hs, ss, mu=mu, S=S, rtol=a.rtol)
     # boundary grid of circuits.check (0, ±S, ±S ± 1e-9, ±(M - 1e-9))
     hb, sb = boundary_grid(M=M, S=S)
     for model, delay, fn in [("continuous", d, lambda d=d: continuous.trajectory(
                                   hb, sb, M=M, S=S, mu=mu, eps=eps, tau=tau, delay=d, target=a.target))
-                             for d in a.delays] + \
-                            [("spiking", d, lambda d=d: spiking.trajectory(
-                                  hb, sb, M=M, S=S, mu=mu, eps=eps, delay=d, params=params, seed=a.seed))
-                             for d in a.spiking_delays]:
+                             for d in a.delays]:
         tr = fn()
         for r in ("veto", "t-gate"):
             v = tr.readout(r)
@@ -443,27 +391,14 @@ def main():
             boundary_rows.append((model, delay, r, int((~bad).sum()), hb.size,
                                   ", ".join(f"(h={x:+.10g}, s={y:+.0f}: {z:.3f})" for x, y, z in
                                             zip(hb[bad], sb[bad], v[bad]))))
-    for delay in (a.spiking_delays[0], a.spiking_delays[-1]):
-        tr = spiking.trajectory(hr, sr, M=M, S=S, mu=mu, eps=eps, delay=delay, params=params, seed=a.seed,
-                                cycles=8, window=3, record_spikes=True)
-        rep.append(tr)
-    plot_trajectories(os.path.join(a.out, "spiking_trajectories.png"), rep,
-                      [f"delay {1e3 * d:.0f} ms" for d in (a.spiking_delays[0], a.spiking_delays[-1])],
-                      title=f"spiking circuit (LIF step detectors, N={params.N}, τ_s={1e3 * params.tau_s:g} ms, "
-                            f"margin 0.5), M={M:g}, S={S:g}, μ={mu:.3g}, ε={eps:g}", N=params.N)
-    plot_regime_map(os.path.join(a.out, "spiking_regime_map.png"), hs, ss, results, mu=mu, S=S, M=M,
-                    title="spiking circuit: readouts vs eq. 6")
-    t_spk = time.time() - t_start - t_cont
 
     print(f"M={M:g} S={S:g} mu={mu:.4g} eps={eps:g}; continuous tau={1e3 * tau:g} ms, {2 * a.n_h} inputs; "
-          f"spiking N={params.N}, tau_s={1e3 * params.tau_s:g} ms, {2 * a.n_h_spiking} inputs; rtol={a.rtol}")
-    print(f"spiking calibration: r_sat = {cal.r_sat:.2f} Hz, x50 = {cal.x50:.4f}; open-loop |δ̂ - σ_out| "
-          f"(|H - breakpoint| > 0.1): max {err.max():.4f}, mean {err.mean():.4f}")
+          f"rtol={a.rtol}")
     print_table(rows)
     print("boundary grid (circuits.check.boundary_grid): agreement and the disagreeing inputs (readout value)")
     for model, delay, r, a_, n, bad in boundary_rows:
         print(f"  {model:<10} delay {1e3 * delay:>3.0f} ms {r:<7} {a_:>2d}/{n:<2d} {bad}")
-    print(f"time: continuous {t_cont:.1f} s, spiking {t_spk:.1f} s")
+    print(f"time: continuous {t_cont:.1f} s")
     dt_section(a)
     gate_section(a)
 

@@ -162,6 +162,21 @@ BREAKS = {
     "plain-local-rows-and-columns-swapped": (
         "models/schedule.py", "c * h * w + row * w + col", "c * h * w + col * w + row",
         "tests/test_brian2_network.py::test_local_layer_with_random_connectivity"),
+    "spiking-dale-not-split": (
+        "circuits/spiking.py", "half = np.arange(n_pop // 2) if W[qq, cc] > 0 else np.arange(n_pop // 2, n_pop)",
+        "half = np.arange(n_pop)",
+        "tests/test_spiking.py::test_dale_option_gives_every_neuron_one_sign"),
+    "spiking-gate-no-inhibition": (
+        "circuits/spiking.py", 'relay.run_regularly("v = clip(v - drain * z * dt, 0, 1e9)"',
+        'relay.run_regularly("v = clip(v, 0, 1e9)"',
+        "tests/test_spiking.py::test_spiking_gate_computes_eq3"),
+    "spiking-seed-reseeds-global-state": (
+        "circuits/spiking.py", "            get_device().set_random_state(state)\n", "            pass\n",
+        "tests/test_spiking.py::test_reproducible_with_a_fixed_seed_and_the_callers_random_state_untouched"),
+    "spiking-input-h-minus-sign": (
+        "circuits/spiking.py", "for q, v in enumerate((M, -M, 2 * M, -2 * M)):",
+        "for q, v in enumerate((M, M, 2 * M, -2 * M)):",
+        "tests/test_spiking.py::test_closed_loop_update_regimes_agree_and_correct_regimes_drive_t[regular-False]"),
 }
 
 
