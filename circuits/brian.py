@@ -12,8 +12,8 @@ Brian2 is imported lazily (only simulations need it). Every circuit entry point 
   processes from building in one folder at once.
 
 ``Standalone`` is the "build once, run many" form: one compiled program, run again with new initial values
-(``device.run(run_args=...)``) in milliseconds. Brian2 holds one device at a time, so a ``Standalone`` is a
-context manager: while it is open, Brian2 is in standalone mode.
+(``device.run(run_args=...)``) in milliseconds. It is a context manager; between its runs Brian2 is in runtime
+mode, so other simulations can run while it is open.
 
 ``numpy_function`` wraps a NumPy function as a Brian2 ``Function`` for the numpy target only; the circuit
 networks do not use it (their transfer functions are Brian2 expressions, ``circuits.transfer``).
@@ -45,6 +45,21 @@ def standalone_dir(name: str) -> str:
     set, else ``asymhebb-brian2/name`` in the system's temporary folder."""
     root = os.environ.get("ASYMHEBB_BRIAN2_BUILD") or os.path.join(tempfile.gettempdir(), "asymhebb-brian2")
     return os.path.join(root, name)
+
+
+def _reset_device():
+    """Back to the device that was active before the last ``set_device`` (Brian2's own stack of devices)."""
+    from brian2.devices.device import reset_device
+
+    reset_device()
+
+
+def _new_standalone_device():
+    """A C++ standalone device of its own (not Brian2's shared ``cpp_standalone`` instance), so that one program
+    can stay built while others are built and run, and the caller's own standalone device is left alone."""
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+
+    return CPPStandaloneDevice()
 
 
 def _lock(directory: str):
@@ -94,7 +109,7 @@ def on_target(target, name: str):
     lock = _lock(directory)
     lock.acquire()
     use_exact_flags(b2)
-    b2.set_device("cpp_standalone", directory=directory, build_on_run=False)
+    b2.set_device(_new_standalone_device(), directory=directory, build_on_run=False)
 
     def finish(net):
         b2.device.build(directory=directory, compile=True, run=True, with_output=False)
@@ -103,9 +118,7 @@ def on_target(target, name: str):
         yield finish
     finally:
         lock.release()
-        b2.device.reinit()
-        b2.device.activate()
-        b2.set_device("runtime")
+        _reset_device()  # back to the caller's runtime device
         for k, v in saved.items():
             b2.prefs[k] = v
 
@@ -113,15 +126,18 @@ def on_target(target, name: str):
 class Standalone:
     """A circuit network compiled once as a C++ standalone program, run many times with new values.
 
+    ``name`` names the build folder and must determine the program: two programs of one name must be the same
+    code (``output_error.Compiled`` puts the size and every parameter into it).
+
     ``build(b2)`` makes the network (a ``brian2.Network``) and returns ``(net, duration)``; ``duration`` is the
-    simulated time of each run. ``run(values)`` runs the compiled program with ``values`` (``{(object name,
-    variable): array}``) as initial values and returns the network for reading its monitors. Use it as a
-    context manager::
+    simulated time of each run. ``run(values, read)`` runs the compiled program with ``values`` (``{(object
+    name, variable): array}``) as initial values and returns ``read(net)``, called while the results can be
+    read (e.g. a function that copies the monitors' arrays). Between runs Brian2 is back in runtime mode, so
+    other simulations can run in the meantime. Use it as a context manager::
 
         with Standalone("oe_10000", build) as prog:
             for h in sweeps:
-                net = prog.run({("oe_delta", "h"): h})
-                ...
+                delta = prog.run({("oe_delta", "h"): h}, lambda net: net["oe_delta_monitor"].delta[:])
     """
 
     def __init__(self, name: str, build):
@@ -137,40 +153,50 @@ class Standalone:
         self._saved = {k: b2.prefs[k] for k in _SAVED_PREFS}
         self.directory = standalone_dir(self.name)
         self._lock = _lock(self.directory)
-        self._lock.acquire()
         use_exact_flags(b2)
-        b2.set_device("cpp_standalone", directory=self.directory, build_on_run=False)
+        self._device = _new_standalone_device()
+        b2.set_device(self._device, directory=self.directory, build_on_run=False)
         try:
-            self.net, duration = self._build(b2)
-            self.net.run(duration, namespace={})
-            b2.device.build(directory=self.directory, compile=True, run=False, with_output=False)
+            with self._lock:  # held while the folder is written: the build here, each run below
+                self.net, duration = self._build(b2)
+                self.net.run(duration, namespace={})
+                b2.device.build(directory=self.directory, compile=True, run=False, with_output=False)
         except BaseException:
             self._close(b2)
             raise
+        _reset_device()
+        for k, v in self._saved.items():  # the flags matter for the build only
+            b2.prefs[k] = v
         return self
 
-    def run(self, values: dict | None = None):
+    def run(self, values: dict | None = None, read=None):
         import brian2 as b2
 
         if self.net is None:
             raise RuntimeError("open the Standalone program with 'with' before running it.")
-        run_args = {getattr(self.net[obj], var): v for (obj, var), v in (values or {}).items()}
-        b2.device.run(directory=self.directory, with_output=False, run_args=run_args)
-        return self.net
+        b2.set_device(self._device, build_on_run=False)
+        try:
+            run_args = {getattr(self.net[obj], var): v for (obj, var), v in (values or {}).items()}
+            with self._lock:
+                # another program of the same name (same code: the name says what it computes) may have been
+                # built here in the meantime; the binary is the same, so running it is running ours
+                self._device.run(directory=self.directory, with_output=False, run_args=run_args)
+                return read(self.net) if read is not None else None
+        finally:
+            _reset_device()
 
     def _close(self, b2):
-        b2.device.reinit()
-        b2.device.activate()
-        b2.set_device("runtime")
+        if b2.get_device() is self._device:
+            _reset_device()
         for k, v in self._saved.items():
             b2.prefs[k] = v
         self.net = None
-        self._lock.release()
 
     def __exit__(self, *exc):
         import brian2 as b2
 
-        self._close(b2)
+        if self.net is not None:
+            self._close(b2)
         return False
 
 

@@ -388,7 +388,7 @@ class Compiled:
     Each ``trajectory(h, s)`` / ``simulate(h, s)`` runs the same compiled program with new inputs (``h`` and
     ``s`` as run-time initial values, ``device.run(run_args=...)``): a sweep over h, or the audit of every batch
     during training, pays for the compilation once. Results equal ``trajectory(..., target="numpy")`` bit
-    for bit. Brian2 is in standalone mode while the object is open; use it as a context manager::
+    for bit. Use it as a context manager; between its runs Brian2 is in runtime mode::
 
         with output_error.Compiled(10_000, M=3, mu=1/9, eps=0.2, cycles=8) as circuits:
             for h in sweeps:
@@ -413,7 +413,10 @@ class Compiled:
             net = build_network(zeros, zeros + 1.0, order=self.order, **self.params)
             return net, self.cycles * b2.ms
 
-        self._program = Standalone(f"output_error_{self.order}_{self.n}", build).__enter__()
+        import hashlib
+
+        tag = hashlib.sha1(repr(sorted(self.params.items())).encode()).hexdigest()[:10]
+        self._program = Standalone(f"output_error_{self.order}_{self.n}_c{self.cycles}_{tag}", build).__enter__()
         return self
 
     def __exit__(self, *exc):
@@ -428,8 +431,8 @@ class Compiled:
         if h.size != self.n:
             raise ValueError(f"these circuits were compiled for {self.n} inputs, got {h.size}; "
                              f"compile another Compiled({h.size}, ...).")
-        net = self._program.run({("oe_delta", "h"): h.ravel(), ("oe_s", "s"): s.ravel()})
-        delta, t = _read(net, self.cycles)
+        delta, t = self._program.run({("oe_delta", "h"): h.ravel(), ("oe_s", "s"): s.ravel()},
+                                     lambda net: _read(net, self.cycles))
         return Trajectory(delta=delta.reshape((self.cycles, *h.shape)), t=t.reshape((self.cycles, *h.shape)),
                           order=self.order, range=report)
 

@@ -436,22 +436,62 @@ class ScheduledEngine:
         return dW
 
 
-def brian2_audit(circuit, atol: float = 1e-6):
-    """An ``audit(h, s, delta)`` that runs the actual Brian2 rate network of the output error circuit
-    (``circuits.output_error.simulate``, float64) on a batch's output inputs h and counts the entries where
-    its readout differs from ``delta``, the readout the training module produced (by more than ``atol``;
-    float32 training rounds -μ). Brian2 is imported only when an audit runs."""
+def brian2_audit(circuit, atol: float = 1e-6, target: str | None = "numpy"):
+    """An ``audit(h, s, delta) -> mismatches`` that runs the actual Brian2 rate network of the output error
+    circuit (float64) on a batch's output inputs h and counts the entries where its readout differs from
+    ``delta``, the readout the training module produced (by more than ``atol``; float32 training rounds -μ).
+    Brian2 is imported only when an audit runs.
+
+    ``target`` is Brian2's code-generation target (``circuits.brian``). With ``"cpp_standalone"`` the network
+    is compiled once, for the largest batch seen, and every later audit reruns that program with the batch's
+    inputs (``circuits.output_error.Compiled``; smaller batches are padded with on-update inputs h = 0,
+    s = +1, whose readouts are dropped); the program is closed when the process ends, or by ``audit.close()``.
+    """
+    from circuits.brian import check_target
+
+    check_target(target)
+    compiled = {}
+
+    def kwargs():
+        return dict(M=circuit.M, S=circuit.S, mu=circuit.mu, eps=circuit.eps, cycles=circuit.cycles,
+                    order=circuit.order, margin=circuit.margin)
+
+    def close():
+        program = compiled.pop("program", None)
+        if program is not None:
+            program.__exit__(None, None, None)
+
+    def reference(h, s):
+        if target != "cpp_standalone":
+            from circuits.output_error import simulate
+
+            return simulate(h, s, readout=circuit.readout, on_range=circuit.on_range, backend="brian2",
+                            target=target, **kwargs())
+        from circuits.output_error import Compiled
+
+        n = h.size
+        if compiled.get("n", 0) < n:
+            close()
+            if not compiled.get("atexit"):
+                import atexit
+
+                atexit.register(close)
+                compiled["atexit"] = True
+            compiled["program"] = Compiled(n, **kwargs()).__enter__()
+            compiled["n"] = n
+        size = compiled["n"]
+        hp = np.zeros(size)
+        sp = np.ones(size)
+        hp[:n], sp[:n] = h.ravel(), s.ravel()
+        return compiled["program"].simulate(hp, sp, readout=circuit.readout, on_range=circuit.on_range)[:n] \
+            .reshape(h.shape)
 
     def audit(h, s, delta) -> int:
-        from circuits.output_error import simulate
-
-        ref = simulate(h.detach().double().cpu().numpy(), s.detach().double().cpu().numpy(), M=circuit.M,
-                       S=circuit.S, mu=circuit.mu, eps=circuit.eps, cycles=circuit.cycles,
-                       readout=circuit.readout, order=circuit.order, margin=circuit.margin,
-                       on_range=circuit.on_range, backend="brian2")
+        ref = reference(h.detach().double().cpu().numpy(), s.detach().double().cpu().numpy())
         got = delta.detach().double().cpu().numpy()
         return int((abs(ref - got) > atol).sum())
 
+    audit.close = close
     return audit
 
 

@@ -44,7 +44,7 @@ class CircuitConfig:
 
     Each field is a flag of ``sims/train.py``: ``--error-signal``, ``--readout``, ``--gate``, ``--circuit-M``,
     ``--circuit-eps``, ``--circuit-cycles``, ``--circuit-order``, ``--circuit-margin``, ``--circuit-K``,
-    ``--on-range``, ``--audit-every``, ``--compare-every``; older ``config.json`` files hold them flat in
+    ``--on-range``, ``--audit-every``, ``--audit-target``, ``--compare-every``; older ``config.json`` files hold them flat in
     ``RunConfig`` under those names (``LEGACY_CIRCUIT_FIELDS``) and still load.
     """
 
@@ -59,6 +59,7 @@ class CircuitConfig:
     K: float = 100.0  # bound on |δ| the shutdown gate accepts
     on_range: str = "report"  # out-of-range circuit inputs: "report", "error" or "clip"
     audit_every: int = 0  # every N batches, run the Brian2 rate network on the batch and compare (0: never)
+    audit_target: str = "numpy"  # Brian2 target of the audit; "cpp_standalone" compiles once, then reruns
     compare_every: int = 0  # order "paper": every N batches, measure the distance to gradient-order updates
 
 
@@ -66,7 +67,8 @@ class CircuitConfig:
 LEGACY_CIRCUIT_FIELDS = {"error_signal": "error_signal", "readout": "readout", "gate": "gate", "circuit_M": "M",
                          "circuit_eps": "eps", "circuit_cycles": "cycles", "circuit_order": "order",
                          "circuit_margin": "margin", "circuit_K": "K", "on_range": "on_range",
-                         "audit_every": "audit_every", "compare_every": "compare_every"}
+                         "audit_every": "audit_every", "audit_target": "audit_target",
+                         "compare_every": "compare_every"}
 
 
 @dataclass
@@ -126,6 +128,8 @@ class RunConfig:
                              "not down the top-down sequence of Remark 1 that the scheduled engine runs")
         if self.engine == "fast" and c.gate == "circuit":
             raise ValueError("--gate circuit needs --engine scheduled (the fast engine gates with σ' in autograd)")
+        if c.audit_target not in ("numpy", "cython", "cpp_standalone"):
+            raise ValueError(f"--audit-target must be numpy, cython or cpp_standalone, got {c.audit_target!r}")
         if self.engine == "fast" and c.audit_every:
             raise ValueError("--audit-every needs --engine scheduled")
         if c.error_signal == "circuit" and get_rule(self.rule).loss != "hinge":
@@ -192,7 +196,7 @@ def make_step(config: RunConfig, net: Network, mu: float):
     from .schedule import ScheduledEngine, brian2_audit
 
     c = config.circuit
-    audit = brian2_audit(circuit) if (c.audit_every and circuit is not None) else None
+    audit = brian2_audit(circuit, target=c.audit_target) if (c.audit_every and circuit is not None) else None
     return ScheduledEngine(net, order=config.order, error_signal=circuit, gate=gate, mu=mu,
                            compare_every=c.compare_every, audit=audit, audit_every=c.audit_every)
 

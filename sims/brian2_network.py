@@ -169,12 +169,15 @@ def timeline_figure(plain, mu, x0, y0, classes, path, which):
 
 def curves_figure(results, path):
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for c, (rule, summary) in enumerate(results.items()):
+    from sims.figures import colour  # the project's (and the paper's) colour per rule
+
+    for rule, summary in results.items():
+        c = colour("bp-h" if rule == "symmetric" else rule)  # R = Wᵀ under URFB is back-propagation (BP-H)
         rows = summary["epochs"]
         ep = [r["epoch"] for r in rows]
-        ax.plot(ep, [100 * r["test_error_torch"] for r in rows], color=f"C{c}", lw=2.5, alpha=0.5,
+        ax.plot(ep, [100 * r["test_error_torch"] for r in rows], color=c, lw=2.5, alpha=0.5,
                 label=f"{rule}: PyTorch scheduled engine")
-        ax.plot(ep, [100 * r["test_error_brian2"] for r in rows], color=f"C{c}", ls="--", marker="o", ms=4,
+        ax.plot(ep, [100 * r["test_error_brian2"] for r in rows], color=c, ls="--", marker="o", ms=4,
                 label=f"{rule}: Brian2 network")
     ax.set_xlabel("epoch")
     ax.set_ylabel("digits test error (%)")

@@ -73,6 +73,7 @@ CONDITIONAL = {
     "--circuit-order": ("circuit_order", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
     "--circuit-margin": ("circuit_margin", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
     "--audit-every": ("audit_every", lambda a: a.error_signal == "circuit", "--error-signal circuit"),
+    "--audit-target": ("audit_target", lambda a: a.audit_every > 0, "--audit-every N"),
     "--circuit-K": ("circuit_K", lambda a: a.gate == "circuit", "--gate circuit"),
     "--on-range": ("on_range", lambda a: "circuit" in (a.error_signal, a.gate),
                    "--error-signal circuit or --gate circuit"),
@@ -130,6 +131,9 @@ def build_parser():
     g.add_argument("--audit-every", type=int, default=c.audit_every,
                    help="scheduled engine: every N batches, check the circuit module against the Brian2 network "
                         "(0: never)")
+    g.add_argument("--audit-target", default=c.audit_target,
+                   help="Brian2 target of the audit: numpy, cython, or cpp_standalone (compiled once, then rerun "
+                        "with each audited batch)")
     g.add_argument("--compare-every", type=int, default=c.compare_every,
                    help="order paper: every N batches, measure the distance to the gradient-order update (0: never)")
     p.add_argument("--out", default=None, help="run directory (None: runs/<net>-<rule>-<data>-<time>)")

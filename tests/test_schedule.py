@@ -312,6 +312,40 @@ def test_brian2_audit_reports_no_mismatch(brian):
         assert r["audit"]["batches"] == 2 and r["audit"]["mismatches"] == 0
 
 
+@pytest.mark.slow
+def test_the_audit_on_a_compiled_build_reruns_it_and_finds_what_a_fresh_network_finds(brian):
+    """``--audit-target cpp_standalone``: one C++ build for the largest batch, rerun for every audited batch
+    (the last, smaller batch padded); its readouts are eq. 6's, so it counts no mismatch with the module, and a
+    module that disagrees is caught just as by the numpy audit. Brian2 is back in runtime mode after each."""
+    import numpy as np
+    import torch
+
+    from circuits.modules import OutputErrorCircuit
+    from models.schedule import brian2_audit
+
+    circuit = OutputErrorCircuit(M=20.0, S=1.0, mu=1 / 3, eps=0.1)
+    rng = np.random.default_rng(0)
+    audits = {t: brian2_audit(circuit, target=t) for t in ("numpy", "cpp_standalone")}
+    try:
+        for n in (30, 30, 12):  # two full batches and a smaller last one
+            h = torch.from_numpy(rng.uniform(-19, 19, (n, 4)))
+            s = torch.where(torch.rand(n, 4, dtype=torch.float64) < 0.25, 1.0, -1.0)
+            delta = circuit(h, s)
+            wrong = delta.clone()
+            wrong[0, 0] += 0.5
+            for target, audit in audits.items():
+                assert audit(h, s, delta) == 0, target
+                assert audit(h, s, wrong) == 1, target
+                assert type(brian.get_device()).__name__ == "RuntimeDevice"
+    finally:
+        audits["cpp_standalone"].close()
+    ds = tiny_dataset(n=40, classes=4)
+    rows = train(RunConfig(net="full 16; output", rule="urfb", epochs=1, batch_size=15, seed=0,
+                           engine="scheduled", circuit=CircuitConfig(error_signal="circuit", audit_every=1, M=20.0,
+                                                                     audit_target="cpp_standalone")), dataset=ds)
+    assert rows[0]["audit"]["batches"] == 3 and rows[0]["audit"]["mismatches"] == 0
+
+
 def test_config_rejects_circuit_gate_on_fast_engine():
     with pytest.raises(ValueError, match="--gate circuit needs --engine scheduled"):
         RunConfig(circuit=CircuitConfig(gate="circuit")).validate()
