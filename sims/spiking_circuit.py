@@ -6,11 +6,11 @@ circuit) and eq. 3 (shutdown gate) as mean ± s.d. over seeds; optionally times 
 (first run, compilation included, and a repeated run).
 
 Figures written to --out (default runs/spiking_circuit/; docs/figures with --publish):
-  spiking_calibration.png     a detector population's measured f(x), and the open-loop δ̂(H) vs σ_out(H)
-  spiking_trajectories.png    spike rasters and δ̂(t), t̂(t) in the four regimes (Fig. 14's circuit)
-  spiking_membrane.png        membrane potential and input of one detector neuron
-  spiking_regime_map.png      readouts over h for s = ±1 (mean ± s.d. over the seeds) with eq. 6
-  spiking_gate.png            the spiking shutdown gate's δ̃ over x (mean ± s.d. over the seeds) with eq. 3
+  fig14_spiking_calibration.png     a detector population's measured f(x), and the open-loop δ̂(H) vs σ_out(H)
+  fig14_spiking_trajectories.png    spike rasters and δ̂(t), t̂(t) in the four regimes (Fig. 14's circuit)
+  fig14_spiking_membrane.png        membrane potential and input of one detector neuron
+  fig14_spiking_regime_map.png      readouts over h for s = ±1 (mean ± s.d. over the seeds) with eq. 6
+  fig15_spiking_gate.png            the spiking shutdown gate's δ̃ over x (mean ± s.d. over the seeds) with eq. 3
 
     python sims/spiking_circuit.py                         # numpy, 5 seeds, 10,000 draws
     python sims/spiking_circuit.py --target numpy cython cpp_standalone --timing
@@ -324,7 +324,7 @@ def plot_regime_map(path, a, target):
             ax.set_ylabel("readout δ")
             ax.set_title(f"{variant} inputs: s = {sign:+.0f}", fontsize=9)
         axes[k, 0].legend(fontsize=6)
-    fig.suptitle(f"spiking output circuit vs eq. 6 ({target}), {len(a.seeds)} seeds {a.seeds}, {a.n_h} h per sign, "
+    fig.suptitle(f"Fig. 14 circuit with spiking neurons vs eq. 6 ({target}), {len(a.seeds)} seeds {a.seeds}, {a.n_h} h per sign, "
                  f"{a.cycles} cycles, margin 0.5", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -364,7 +364,7 @@ def figures_section(a):
     cal = spiking.calibrate(params, target=target)
     H = np.linspace(-2 * M - S - 1.5, 2 * M + S + 1.5, 121)
     d_open = spiking.transfer_curve(H, M=M, S=S, mu=mu, eps=eps, params=params, target=target)
-    plot_calibration(os.path.join(a.out, "spiking_calibration.png"), cal, H, d_open, M=M, S=S, mu=mu, eps=eps)
+    plot_calibration(os.path.join(a.out, "fig14_spiking_calibration.png"), cal, H, d_open, M=M, S=S, mu=mu, eps=eps)
     far = np.min(np.abs(H[:, None] - np.array([-2 * M - S, -M, M, 2 * M + S])[None]), 1) > 0.1
     err = np.abs(d_open - transfer.sigma_out(H, M=M, S=S, mu=mu, eps=eps))[far]
     print(f"calibration ({target}): r_sat = {cal.r_sat:.2f} Hz, x50 = {cal.x50:.4f}; open-loop |δ̂ - σ_out| "
@@ -374,14 +374,14 @@ def figures_section(a):
     neuron = (1 * 6 + 3) * params.N  # circuit 1 (on-correct), detector δ:>2M+S (bursts), neuron 0
     tr = spiking.trajectory(hr, sr, M=M, S=S, mu=mu, eps=eps, cycles=a.cycles, window=3, seed=a.seeds[0],
                             target=target, record_spikes=True, record_neurons=[neuron])
-    plot_trajectories(os.path.join(a.out, "spiking_trajectories.png"), tr, params.N,
-                      f"spiking output circuit ({target}): regular input populations, N = {params.N}, "
+    plot_trajectories(os.path.join(a.out, "fig14_spiking_trajectories.png"), tr, params.N,
+                      f"Fig. 14 circuit with spiking neurons ({target}): regular input populations, N = {params.N}, "
                       f"τ_s = {1e3 * params.tau_s:g} ms, margin 0.5, seed {a.seeds[0]}; grey: readout window")
-    plot_membrane(os.path.join(a.out, "spiking_membrane.png"), tr,
-                  f"one detector neuron (population δ:>2M+S, neuron 0) of the on-correct circuit (s = +1, h = "
+    plot_membrane(os.path.join(a.out, "fig14_spiking_membrane.png"), tr,
+                  f"Fig. 14 circuit, one detector neuron (population δ:>2M+S, neuron 0) of the on-correct circuit (s = +1, h = "
                   f"{hr[1]:g}), {target}, seed {a.seeds[0]}")
-    plot_regime_map(os.path.join(a.out, "spiking_regime_map.png"), a, target)
-    plot_gate(os.path.join(a.out, "spiking_gate.png"), a, target)
+    plot_regime_map(os.path.join(a.out, "fig14_spiking_regime_map.png"), a, target)
+    plot_gate(os.path.join(a.out, "fig15_spiking_gate.png"), a, target)
 
 
 def main(argv=None):
