@@ -11,7 +11,9 @@ Per network and rule, interleaved round after round (median of per-round values 
   the heap's free top above 64 MiB is trimmed; the dynamic threshold never exceeds 32 MiB) and the heap's
   free memory is released before its round, so it does not reuse what the other variants left;
 - ``new@default``: the current layers under that same default allocation (what the code alone gains);
-- ``matmul``: a 2048×2048 float32 matrix product, the machine's arithmetic rate in this process.
+- ``matmul``: a 2048×2048 float32 matrix product, the machine's arithmetic rate in this process;
+- with ``--nchw``, ``new@nchw``: the current step with channels-last order switched off
+  (``models.feedback.CHANNELS_LAST = False`` around it), the check that the layout pays.
 
 GFLOP per step is counted by ``torch.utils.flop_counter`` on one step (matrix products and convolutions,
 forward and backward); GFLOP/s is that count over the step time, also as a share of the matmul rate.
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.previous.network import Network as PreviousNetwork  # noqa: E402
 from models import allocator  # noqa: E402
+from models import feedback  # noqa: E402
 from models.losses import hinge_loss  # noqa: E402
 from models.layers import Conv, Drop, Full, MaxPool, Sum  # noqa: E402
 from models.network import Network  # noqa: E402
@@ -110,6 +113,7 @@ def main():
     p.add_argument("--allocator", choices=("as-trained", "untouched"), default="as-trained",
                    help="as-trained: each variant under its allocation (see above); untouched: no allocator call")
     p.add_argument("--autograd", action="store_true", help="also time plain PyTorch autograd back-propagation")
+    p.add_argument("--nchw", action="store_true", help="also time the current step in NCHW memory order")
     args = p.parse_args()
     shape = cli.check_bench(args, rules=args.rules, nets=args.nets)
     torch.set_num_threads(args.threads)
@@ -131,6 +135,8 @@ def main():
           f"{args.rounds} rounds x (1 untimed + {args.steps}) steps, medians; allocator {args.allocator}")
     head = (f"{'net':<10} {'rule':<5} {'new ms':>7} {'prev ms':>8} {'speed-up':>8} {'new@def':>8} {'code x':>7} "
             f"{'GFLOP':>6} {'matmul':>7} {'new GF/s':>9} {'prev GF/s':>10}")
+    if args.nchw:
+        head += f" {'nchw ms':>8} {'nchw/new':>8}"
     if args.autograd:
         head += f" {'autograd':>9} {'new/ag':>7}"
     print(head)
@@ -147,6 +153,17 @@ def main():
                 "new@default": ("default", lambda: project_step(new_default, x, y, rule, mu)),
                 "matmul": ("kept", lambda: a @ b),
             }
+            if args.nchw:
+                nchw = Network(name, shape, 10, rule=rule, seed=0)
+
+                def nchw_step():
+                    feedback.CHANNELS_LAST = False
+                    try:
+                        project_step(nchw, x, y, rule, mu)
+                    finally:
+                        feedback.CHANNELS_LAST = True
+
+                variants["new@nchw"] = ("kept", nchw_step)
             if args.autograd:
                 Ws = [m.W.detach().clone().requires_grad_(True) for m in new.weight_layers().values()]
                 opt = torch.optim.SGD(Ws, lr=0.1)
@@ -172,6 +189,8 @@ def main():
                     f"{ratio('prev', 'new'):8.2f} {1e3 * med['new@default']:8.1f} {ratio('prev', 'new@default'):7.2f} "
                     f"{gf:6.2f} {rate:7.1f} {gf / med['new']:5.1f} {100 * gf / med['new'] / rate:2.0f}% "
                     f"{gf / med['prev']:5.1f} {100 * gf / med['prev'] / rate:3.0f}%")
+            if args.nchw:
+                line += f" {1e3 * med['new@nchw']:8.1f} {ratio('new@nchw', 'new'):8.2f}"
             if args.autograd:
                 line += f" {1e3 * med['autograd']:9.1f} {ratio('new', 'autograd'):7.3f}"
             print(line, flush=True)

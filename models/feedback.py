@@ -152,6 +152,9 @@ class _Satlin(torch.autograd.Function):
         return _aten.hardtanh_backward(g, x, -1.0, 1.0).mul_(ctx.slope), None, None
 
 
+CHANNELS_LAST = True  # False: every layer computes in the input's own memory order (bench/step_time.py --nchw)
+
+
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """x in channels-last memory order where that is the faster layout (4-d CPU tensors), else x itself.
 
@@ -159,6 +162,7 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     results in a different memory order, convolutions up to 2.5× and the max-pool 5× faster than in NCHW
     order. Values are unchanged; a convolution's sums may be accumulated in another order (float rounding).
     """
-    if x.dim() == 4 and x.device.type == "cpu" and not x.is_contiguous(memory_format=torch.channels_last):
+    if CHANNELS_LAST and x.dim() == 4 and x.device.type == "cpu" and \
+            not x.is_contiguous(memory_format=torch.channels_last):
         return x.contiguous(memory_format=torch.channels_last)
     return x
