@@ -9,7 +9,8 @@ A run directory holds ``config.json`` (the ``RunConfig``), ``metrics.jsonl`` (on
 ``checkpoint.pt`` (weights, RNG state and metrics after the last finished epoch). Both files are replaced
 atomically at the end of each epoch, so a run killed at any moment resumes from its last finished epoch and,
 on the CPU, continues bit for bit as if it had never stopped: the batch order of epoch e depends only on
-(seed, e), and the dropout RNG state is saved with the weights.
+(seed, e), and the dropout RNG state is saved with the weights (the masks are drawn from a seed taken from
+PyTorch's global generator, ``models.layers.dropout_mask``, so its state is all there is to save).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from .allocator import keep_freed_memory
 from .losses import default_mu, make_loss, supervisory
 from .network import Network
 from .rules import get_rule
@@ -254,6 +256,7 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
     scheduled one, plugs in here). ``log`` receives one line per epoch.
     """
     config.validate()
+    keep_freed_memory()  # the step's large tensors reuse the previous step's memory (models.allocator)
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
     state = check_run_dir(config, out, resume=resume)

@@ -40,8 +40,8 @@ BREAKS = {
         "torch.ops.aten.hardtanh_backward(signal, states[i].control, -1.0, 1.0).mul_(m.slope)", "signal * m.slope",
         "tests/test_schedule.py::test_gradient_order_equals_fast_engine_with_saturated_units[urfb]"),
     "fast-gate-removed": (
-        "models/feedback.py", "return F.hardtanh(h * slope)",
-        "z = h * slope\n    return z + (F.hardtanh(z) - z).detach()",
+        "models/feedback.py", "return _aten.hardtanh_backward(g, x, -1.0, 1.0).mul_(ctx.slope), None, None",
+        "return g * ctx.slope, None, None",
         "tests/test_network.py::test_one_step_is_eq2_by_hand_with_saturated_units[frfb]"),
     "circuit-gate-ignores-u-v": (
         "circuits/transfer.py", "return sigma_gate(delta - 2 * K * u + 2 * K * v, K=K)",
@@ -177,6 +177,33 @@ BREAKS = {
         "circuits/spiking.py", "for q, v in enumerate((M, -M, 2 * M, -2 * M)):",
         "for q, v in enumerate((M, M, 2 * M, -2 * M)):",
         "tests/test_spiking.py::test_closed_loop_update_regimes_agree_and_correct_regimes_drive_t[regular-False]"),
+    # the fast step (docs/training.md, Speed): each faster piece against its definition
+    "satlin-in-place-without-clip": (
+        "models/feedback.py", "x = h.mul_(slope).clamp_(-1.0, 1.0)", "x = h.mul_(slope)",
+        "tests/test_fast_step.py::test_satlin_in_place_equals_hardtanh_of_a_h_bit_for_bit[0.5]"),
+    "maxpool-padding-never-wins": (
+        "models/layers.py", "for index, top, left, first in _border_windows(h, w, k, s, cl):",
+        "for index, top, left, first in []:",
+        "tests/test_fast_step.py::test_maxpool_equals_pooling_the_zero_padded_input_bit_for_bit_with_ties"
+        "[dtype0-channels_last-3-2]"),
+    "maxpool-tie-with-padding-reversed": (
+        "models/layers.py", "pad_wins |= zero & (first < place)", "pad_wins |= zero & (first > place)",
+        "tests/test_fast_step.py::test_maxpool_border_ties_with_the_padding_follow_row_major_order"),
+    "dropout-scale-1/p": (
+        "models/layers.py", "scale = float(torch.ones((), dtype=x.dtype).div_(1.0 - p))",
+        "scale = float(torch.ones((), dtype=x.dtype).div_(p))",
+        "tests/test_fast_step.py::test_dropout_mask_values_rate_and_seed"),
+    "dropout-seed-not-from-torch": (
+        "models/layers.py", "seed = int(torch.randint(0, 2 ** 62, (), dtype=torch.int64))", "seed = 12345",
+        "tests/test_fast_step.py::test_dropout_mask_values_rate_and_seed"),
+    "dropout-backward-ignores-mask": (
+        "models/layers.py", "        return g * mask, None", "        return g, None",
+        "tests/test_fast_step.py::test_dropout_backward_uses_the_forward_mask[channels_last]"),
+    "update-R-masked-by-M_W-too": (
+        "models/layers.py", "        if self.rule is not None and self.rule.learn_R:\n            gR = g if",
+        "        if self.mask_W is not None:\n            g.mul_(self.mask_W)\n"
+        "        if self.rule is not None and self.rule.learn_R:\n            gR = g if",
+        "tests/test_fast_step.py::test_dense_steps_equal_the_previous_implementation_bit_for_bit[0.5-urfb]"),
 }
 
 
