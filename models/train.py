@@ -29,7 +29,7 @@ from .losses import default_mu, make_loss, supervisory
 from .network import Network
 from .rules import get_rule
 
-__all__ = ["RunConfig", "CircuitConfig", "train", "check_run_dir", "config_differences", "build_network", "make_loss", "evaluate", "DivergenceError", "RunDirError"]
+__all__ = ["RunConfig", "CircuitConfig", "train", "check_run_dir", "config_differences", "build_network", "make_loss", "evaluate", "epoch_order", "DivergenceError", "RunDirError"]
 
 
 class DivergenceError(RuntimeError):
@@ -240,7 +240,7 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
     _atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The batch order of an epoch: a function of (seed, epoch) only, so resumed runs see the same batches."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
@@ -322,7 +322,7 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
     n = len(y_train)
     net.train()
     for epoch in range(start, config.epochs):
-        order = _epoch_order(n, config.seed, epoch).to(device)
+        order = epoch_order(n, config.seed, epoch).to(device)
         t0 = time.perf_counter()
         total_loss = torch.zeros((), dtype=torch.float64, device=device)
         wrong = torch.zeros((), dtype=torch.long, device=device)

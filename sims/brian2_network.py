@@ -94,7 +94,7 @@ from models.data import load  # noqa: E402
 from models.losses import default_mu, make_loss  # noqa: E402
 from models.network import Network  # noqa: E402
 from models.schedule import ScheduledEngine, plain_network, synapse_values  # noqa: E402
-from models.train import _epoch_order, evaluate  # noqa: E402  (the trainer's own example order)
+from models.train import epoch_order, evaluate  # noqa: E402  (the trainer's own example order)
 
 warnings.filterwarnings("ignore", module="brian2")
 b2.BrianLogger.log_level_error()
@@ -217,7 +217,7 @@ def run_rule(rule, out_dir, ds, draw_timeline):
     rows, sec_b, sec_t, first_run = [], 0.0, 0.0, None
     worst = 0.0
     for epoch in range(args.epochs):
-        order = _epoch_order(n_tr, args.seed, epoch)
+        order = epoch_order(n_tr, args.seed, epoch)
         snap = [np.empty((n_tr, len(L[k]["w"]))) for L in plain["layers"] for k in ("W", "R")]
         wrong_t = 0
         for k, idx in enumerate(order.tolist()):
