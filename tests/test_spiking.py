@@ -122,14 +122,16 @@ def test_reproducible_with_a_fixed_seed_and_the_callers_random_state_untouched(b
 
 
 def test_every_target_runs_the_same_circuit(target):
-    """On each target (numpy; cython and cpp_standalone compiled, slow) the circuit and the gate run without
-    any Python callback. numpy and cython give identical spikes for a seed; cpp_standalone (its own build and
-    generator) satisfies the same closed-loop and eq. 3 properties."""
+    """On each target (numpy; cython and cpp_standalone compiled, slow) the circuit runs without any Python
+    callback. numpy and cython give identical spikes for a seed; cpp_standalone (its own build and generator)
+    satisfies the same closed-loop properties, and its gate eq. 3. (The gate is not compiled for cython too:
+    its Cython modules, compiled from cold, would add a minute to the suite and assert nothing new.)"""
     kw = dict(**P, cycles=8, window=3, inputs="poisson", seed=5, record_spikes=True)
     tr = spiking.trajectory(H6, S6, target=target, **kw)
     _check_closed_loop(tr)
-    g = spiking.gate_simulate(np.array([0.5, 1.0]), np.array([0.4, 0.4]), K=1.0, seed=5, target=target)
-    np.testing.assert_allclose(g.delta_tilde, [0.4, 0.0], atol=0.05)
+    if target != "cython":
+        g = spiking.gate_simulate(np.array([0.5, 1.0]), np.array([0.4, 0.4]), K=1.0, seed=5, target=target)
+        np.testing.assert_allclose(g.delta_tilde, [0.4, 0.0], atol=0.05)
     if target == "cython":
         ref = spiking.trajectory(H6, S6, target="numpy", **kw)
         np.testing.assert_array_equal(tr.spikes["time"], ref.spikes["time"])
