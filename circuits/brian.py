@@ -14,9 +14,6 @@ Brian2 is imported lazily (only simulations need it). Every circuit entry point 
 ``Standalone`` is the "build once, run many" form: one compiled program, run again with new initial values
 (``device.run(run_args=...)``) in milliseconds. It is a context manager; between its runs Brian2 is in runtime
 mode, so other simulations can run while it is open.
-
-``numpy_function`` wraps a NumPy function as a Brian2 ``Function`` for the numpy target only; the circuit
-networks do not use it (their transfer functions are Brian2 expressions, ``circuits.transfer``).
 """
 from __future__ import annotations
 
@@ -198,17 +195,3 @@ class Standalone:
         if self.net is not None:
             self._close(b2)
         return False
-
-
-def numpy_function(fn, arg_names):
-    """A NumPy function of dimensionless arguments as a Brian2 ``Function`` for the ``numpy`` target.
-
-    The implementation is registered with ``discard_units=True``: Brian2's default wrapper formats the whole
-    result array into an error message on every call, which made a 1600-step run 15× slower.
-    """
-    import brian2 as b2
-
-    names = [arg_names] if isinstance(arg_names, str) else list(arg_names)
-    f = b2.Function(fn, arg_units=[1] * len(names), arg_names=names, return_unit=1)
-    f.implementations.add_numpy_implementation(fn, discard_units=True)
-    return f

@@ -105,46 +105,6 @@ def rows_for(model, delay, traj, h, s, *, mu, S, rtol):
     return rows
 
 
-def plot_trajectories(path, trajs, labels, *, title, N=None):
-    spikes = N is not None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = ["on-update (s=+1, h=0)", "on-correct (s=+1, h=(S+M)/2)", "off-update (s=-1, h=0)",
-             "off-correct (s=-1, h=-(S+M)/2)"]
-    nrow = 3 if spikes else 2
-    fig, axes = plt.subplots(nrow * len(trajs), 4, figsize=(15, 2.2 * nrow * len(trajs)), sharex=True,
-                             squeeze=False)
-    for k, (traj, label) in enumerate(zip(trajs, labels)):
-        ms = 1e3 * traj.times
-        for j in range(4):
-            ax_d, ax_t = axes[nrow * k, j], axes[nrow * k + 1, j]
-            ax_d.plot(ms, traj.delta[:, j], color="C0", lw=0.8)
-            ax_d.axhline(0, color="0.6", lw=0.5)
-            ax_t.plot(ms, traj.t_c[:, j], color="C3", lw=0.8)
-            ax_t.axhline(0, color="0.6", lw=0.5)
-            ax_d.set_title(f"{names[j]}\n{label}", fontsize=8)
-            if j == 0:
-                ax_d.set_ylabel("δ" if not spikes else "δ̂ (rate code)")
-                ax_t.set_ylabel("t_c" if not spikes else "t̂ (rate code)")
-            if spikes:
-                ax_s = axes[nrow * k + 2, j]
-                sp = traj.spikes
-                m = sp["circuit"] == j
-                ax_s.scatter(1e3 * sp["time"][m], sp["detector"][m] + (sp["neuron"][m] % N) / N, s=0.3, c="k")
-                ax_s.set_yticks(np.arange(6) + 0.5)
-                ax_s.set_yticklabels(["δ:<-2M-S", "δ:<-M", "δ:>M", "δ:>2M+S", "t:<-μ-mε", "t:>1+mε"], fontsize=6)
-                ax_s.set_ylim(0, 6)
-    for ax in axes[-1]:
-        ax.set_xlabel("time (ms)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def plot_regime_map(path, h, s, results, *, mu, S, M, title):
     """results: list of (label, traj)."""
     import matplotlib
