@@ -266,10 +266,40 @@ def execute(run: Run, root, sources: dict | None = None, device: str | None = No
     if state == "new" and d.exists():
         shutil.rmtree(d)  # killed before its first checkpoint: nothing worth keeping
     t0 = time.perf_counter()
+    code = code_version()
     rows = train(cfg, d, resume=(state == "partial"))
+    _record_provenance(d, code, len(rows))
     return {"key": run.key, "state": "resumed" if state == "partial" else "started", "epochs": len(rows),
             "seconds": time.perf_counter() - t0,
             "final": {k: rows[-1][k] for k in ("train_error", "val_error", "test_error") if k in rows[-1]}}
+
+
+def code_version() -> dict:
+    """The commit of the code that runs (and whether the checkout differs from it), or {} outside git."""
+    import subprocess
+
+    here = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "models", "sims"],
+                               cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": commit, "dirty": bool(dirty)} if commit else {}
+
+
+def _record_provenance(run_dir: Path, code: dict, epochs: int) -> None:
+    """``provenance.json``: which commit trained which epochs (a resumed run may span several commits)."""
+    path = run_dir / "provenance.json"
+    try:
+        entries = json.loads(path.read_text()) if path.exists() else []
+    except json.JSONDecodeError:
+        entries = []
+    entries.append({**code, "until_epoch": epochs})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 def load_results(runs, root) -> dict:

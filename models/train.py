@@ -29,7 +29,7 @@ from .losses import default_mu, make_loss, supervisory
 from .network import Network
 from .rules import get_rule
 
-__all__ = ["RunConfig", "CircuitConfig", "train", "check_run_dir", "config_differences", "build_network", "make_loss", "evaluate", "epoch_order", "DivergenceError", "RunDirError"]
+__all__ = ["RunConfig", "CircuitConfig", "train", "check_run_dir", "config_differences", "build_network", "make_loss", "evaluate", "epoch_order", "curve", "DivergenceError", "RunDirError"]
 
 
 class DivergenceError(RuntimeError):
@@ -96,6 +96,11 @@ class RunConfig:
     device: str = "cpu"
     dtype: str = "float32"
     eval_batch_size: int = 1000
+    # Early dynamics (docs/training.md, "What a run records"): every ``probe_every`` SGD steps of the first
+    # epoch, the validation loss and error on a fixed class-stratified slice of ``probe_size`` hold-out images
+    # (0: no probes). The evaluation before training (epoch 0) is always recorded.
+    probe_every: int = 0
+    probe_size: int = 1000
     # The timing scheduler (models.schedule; docs/spec.md §6); its signals and circuits are in ``circuit``
     engine: str = "fast"  # "fast" (autograd) or "scheduled" (the event graph of Remark 1)
     order: str = "paper"  # scheduled engine: "paper" (send with just-updated R) or "gradient"
@@ -107,6 +112,9 @@ class RunConfig:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.probe_every < 0 or self.probe_size < 1:
+            raise ValueError(f"probe_every must be >= 0 and probe_size >= 1, got {self.probe_every} and "
+                             f"{self.probe_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"the learning rate must be a positive number, got {self.lr}")
         if self.slope <= 0:
@@ -320,8 +328,14 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
     step = step or make_step(config, net, mu) or _fast_step
     x_train, y_train = train_xy
     n = len(y_train)
+    steps_per_epoch = -(-n // config.batch_size)
+    probe_xy = _probe_slice(dataset, val_xy, config) if config.probe_every else None
+    initial = None
+    if start == 0:  # epoch 0: the network before any update, the first point of every curve
+        initial = _initial_metrics(net, dataset, train_xy, val_xy, test_xy, loss_fn, config)
     net.train()
     for epoch in range(start, config.epochs):
+        probes = []
         order = epoch_order(n, config.seed, epoch).to(device)
         t0 = time.perf_counter()
         total_loss = torch.zeros((), dtype=torch.float64, device=device)
@@ -341,10 +355,15 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
                     f"training diverged; lower --lr (now {config.lr})")
             total_loss += loss.detach().double() * len(yb)
             wrong += (outb.argmax(1) != yb).sum()
+            done_steps = i // config.batch_size + 1
+            if probe_xy is not None and epoch == 0 and done_steps % config.probe_every == 0 \
+                    and done_steps < steps_per_epoch:  # the epoch's end is recorded on the whole hold-out
+                probes.append(_probe(net, probe_xy, loss_fn, config, done_steps))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": float(total_loss) / n, "train_error": int(wrong) / n}
+        row = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "train_loss": float(total_loss) / n,
+               "train_error": int(wrong) / n}
         if val_xy is not None:
             row["val_loss"], row["val_error"] = evaluate(net, *val_xy, loss_fn, config.eval_batch_size)
         if test_xy is not None:
@@ -355,6 +374,10 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
         row["alignment"] = {k: v["correlation"] for k, v in al.items()}
         row["angle"] = {k: v["angle"] for k, v in al.items()}
         row["seconds"] = seconds
+        if epoch == 0 and initial is not None:
+            row["initial"] = initial
+        if probes:
+            row["probes"] = probes
         rows.append(row)
         if log is not None:
             log(_format_row(row))
@@ -368,6 +391,67 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
             _atomic_write(ckpt_path, lambda f: torch.save(state, f))
             _write_metrics(out / "metrics.jsonl", rows)
     return rows
+
+
+# Streams of models.data.stratified_split for the slices below (0-2 are the data module's own).
+_STREAM_PROBE, _STREAM_INITIAL = 11, 12
+INITIAL_TRAIN_SIZE = 5000  # training images evaluated at epoch 0 (a class-stratified sample)
+
+
+def _alignment(net: Network) -> dict:
+    return {k: v["correlation"] for k, v in net.alignment().items()}
+
+
+def _initial_metrics(net, dataset, train_xy, val_xy, test_xy, loss_fn, config) -> dict:
+    """Epoch 0: losses and errors of the untrained network (dropout off) and its W–R correlations.
+
+    The training error is measured on a fixed class-stratified sample of ``INITIAL_TRAIN_SIZE`` training
+    images (all of them for smaller sets): every later epoch's training error is the running error of that
+    epoch's own batches, which costs nothing extra; this one evaluation needs a pass of its own.
+    """
+    from .data import stratified_split
+
+    y = dataset.y_train
+    k = min(INITIAL_TRAIN_SIZE, len(y))
+    _, held = stratified_split(y, k, config.seed, stream=_STREAM_INITIAL)
+    idx = torch.as_tensor(held, device=train_xy[0].device)
+    out = {"epoch": 0, "step": 0}
+    out["train_loss"], out["train_error"] = evaluate(net, train_xy[0][idx], train_xy[1][idx], loss_fn,
+                                                     config.eval_batch_size)
+    for name, xy in (("val", val_xy), ("test", test_xy)):
+        if xy is not None:
+            out[f"{name}_loss"], out[f"{name}_error"] = evaluate(net, *xy, loss_fn, config.eval_batch_size)
+    out["alignment"] = _alignment(net)
+    return out
+
+
+def _probe_slice(dataset, val_xy, config):
+    """The fixed class-stratified slice of the validation hold-out that the first epoch's probes evaluate."""
+    from .data import stratified_split
+
+    if val_xy is None:
+        return None
+    k = min(config.probe_size, len(dataset.y_val))
+    _, held = stratified_split(dataset.y_val, k, config.seed, stream=_STREAM_PROBE)
+    idx = torch.as_tensor(held, device=val_xy[0].device)
+    return val_xy[0][idx], val_xy[1][idx]
+
+
+def _probe(net, probe_xy, loss_fn, config, steps: int) -> dict:
+    loss, err = evaluate(net, *probe_xy, loss_fn, config.eval_batch_size)
+    return {"step": steps, "val_loss": loss, "val_error": err, "alignment": _alignment(net)}
+
+
+def curve(rows: list[dict], key: str, *, probes: bool = False) -> list[tuple[int, float]]:
+    """``[(SGD step, value)]`` of a metric from epoch 0 on: the ``initial`` record, (with ``probes``) the first
+    epoch's probes (probes hold validation metrics on their slice only), then one point per epoch."""
+    out = []
+    if rows and "initial" in rows[0] and key in rows[0]["initial"]:
+        out.append((0, rows[0]["initial"][key]))
+    if probes and rows:
+        out += [(p["step"], p[key]) for p in rows[0].get("probes", []) if key in p]
+    out += [(r["step"], r[key]) for r in rows if key in r and "step" in r]
+    return out
 
 
 # settings a resumed run may take from the caller: the epoch count (train further) and where the run computes

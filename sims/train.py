@@ -112,6 +112,9 @@ def build_parser():
     p.add_argument("--device", default=d.device, help="cpu, cuda or cuda:N")
     p.add_argument("--dtype", default=d.dtype, choices=["float32", "float64"], help="floating-point type")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (None: PyTorch's choice)")
+    p.add_argument("--probe-every", type=int, default=d.probe_every,
+                   help="every N SGD steps of the first epoch, evaluate a fixed slice of the hold-out (0: never)")
+    p.add_argument("--probe-size", type=int, default=d.probe_size, help="validation images each probe evaluates")
     g = p.add_argument_group("timing scheduler and circuits (Remark 1, Appendix 1; rules below)")
     g.add_argument("--engine", default=d.engine,
                    help="fast (autograd) or scheduled (the event graph of Remark 1, docs/spec.md §6)")
