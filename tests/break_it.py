@@ -89,8 +89,23 @@ BREAKS = {
         "models/experiments.py", "    if diff:\n", "    if False:\n",
         "tests/test_reproduce.py::test_a_run_directory_of_other_settings_is_refused"),
     "claims-better-sign": (
-        "models/claims.py", 'return "holds" if (d > 2 * se and d > least)', 'return "holds" if (-d > 2 * se and -d > least)',
-        "tests/test_reproduce.py::test_verdicts_follow_the_numbers"),
+        "models/claims.py", "if d - 2 * se > 0 and d > least:", "if -d - 2 * se > 0 and -d > least:",
+        "tests/test_claims.py::test_each_word_decides_its_interval_each_way"),
+    "claims-output-layer-decides-claim-5": (
+        "models/claims.py", "    return list(layers[1:-1])", "    return list(layers[1:])",
+        "tests/test_claims.py::test_claim5_the_output_layer_is_reported_and_does_not_decide"),
+    "claims-exact-order-claim-4": (
+        "models/claims.py", "sig_t, sig_u = abs(dt) > 2 * st, abs(du) > 2 * su", "sig_t, sig_u = True, True",
+        "tests/test_claims.py::test_claim4_a_flip_inside_the_noise_does_not_fail_the_ordering"),
+    "claims-mean-only-claim-6": (
+        "models/claims.py", "lo, hi = ratio - 2 * se, ratio + 2 * se", "lo, hi = ratio, ratio",
+        "tests/test_claims.py::test_claim6_each_way"),
+    "claims-last-epoch-only": (
+        "models/claims.py", "    tail = rows[-last:]", "    tail = rows[-1:]",
+        "tests/test_claims.py::test_a_run_error_is_the_mean_of_the_last_three_epochs"),
+    "claims-chance-row-comparable": (
+        "models/claims.py", "        if row.chance_among(\"bp\", \"bp-h\"):", "        if False:",
+        "tests/test_claims.py::test_claim1_a_row_at_chance_decides_nothing"),
     "circuit-M-below-S-accepted": (
         "circuits/params.py", 'if not (_number("M", M) > s and', 'if not (_number("M", M) > 0 and',
         "tests/test_params.py::test_output_circuit_parameters_are_refused_at_every_entry_point"),

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from models.claims import judge_all
-from models.experiments import MatrixError, Run, load_matrix, parse_protocol, run_state
-from models.train import RunConfig
+from models.experiments import MatrixError, load_matrix, parse_protocol, run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 REPRODUCE = [sys.executable, str(ROOT / "sims" / "reproduce.py")]
@@ -258,50 +256,3 @@ def test_evaluate_prints_what_the_run_recorded(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "sims" / "evaluate.py"), str(tmp_path)],
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "not a run directory" in bad.stderr
-
-
-# --- the verdicts -------------------------------------------------------------------------------------------
-
-def _fake(row, protocol, seed, errors, corr=None):
-    rows = []
-    for i, e in enumerate(errors):
-        c = corr[i] if corr else 0.0
-        rows.append({"epoch": i + 1, "train_error": e / 100, "val_error": e / 100,
-                     "alignment": {"conv1": c, "full1": c, "output": c}})
-    run = Run(row=row, protocol=protocol, seed=seed, dataset="cifar10", config=RunConfig(rule=protocol.split("-5")[0]))
-    return {f"{row}/{protocol}-s{seed}": {"run": run, "metrics": rows, "config": {}}}
-
-
-def _results(spec):
-    out = {}
-    for (row, protocol), (curve, corr) in spec.items():
-        for seed, jitter in enumerate((0.0, 0.4, -0.3)):
-            out.update(_fake(row, protocol, seed, [e + jitter for e in curve], corr))
-    return out
-
-
-CLAIMS = {"shallow": "s", "deep": ["d"], "untied": [["s", "su"]], "correlation": ["s"]}
-
-
-def test_verdicts_follow_the_numbers():
-    good = _results({("s", "bp"): ([60, 50, 40, 35], None), ("s", "bp-h"): ([61, 51, 41, 37], None),
-                     ("s", "urfb"): ([70, 55, 45, 40], [0.0, 0.1, 0.2, 0.3]),
-                     ("s", "frfb"): ([75, 65, 55, 50], [0.0, 0.0, 0.0, 0.0]),
-                     ("su", "bp-h"): ([62, 52, 42, 38], None), ("su", "urfb"): ([71, 56, 46, 42], None),
-                     ("su", "frfb"): ([76, 66, 56, 52], None),
-                     ("d", "bp-h"): ([80, 60, 50, 45], None), ("d", "urfb"): ([85, 62, 52, 47], None),
-                     ("d", "frfb"): ([90, 89, 85, 70], None)})
-    v = {x.claim: x.verdict for x in judge_all(good, CLAIMS)}
-    assert v == {1: "holds", 2: "holds", 3: "holds", 4: "holds", 5: "holds", 6: "holds"}
-    # the same with FRFB ahead of URFB on the shallow net, and a deep row at chance
-    bad = dict(good)
-    bad.update(_results({("s", "frfb"): ([65, 50, 40, 36], [0.0, 0.0, 0.0, 0.0]),
-                         ("d", "bp-h"): ([90, 90, 90, 90], None), ("d", "urfb"): ([90, 90, 90, 90], None),
-                         ("d", "frfb"): ([90, 90, 90, 90], None)}))
-    v = {x.claim: x for x in judge_all(bad, CLAIMS)}
-    assert v[2].verdict == "fails" and "better than FRFB" in v[2].reason
-    assert v[3].verdict == "undecided" and "chance" in v[3].reason
-    # correlation that falls under URFB fails claim 5
-    fall = dict(good)
-    fall.update(_results({("s", "urfb"): ([70, 55, 45, 40], [0.3, 0.2, 0.1, 0.0])}))
-    assert {x.claim: x.verdict for x in judge_all(fall, CLAIMS)}[5] == "fails"
