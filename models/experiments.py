@@ -5,7 +5,10 @@ run, what it is for), ``[defaults]`` (``RunConfig`` fields shared by every row) 
 network on one data set with a list of *protocols*. A protocol is a rule name, optionally followed by the
 connectivity in percent: ``urfb-50`` is URFB with 50% random connectivity (§3.1). A row may override any
 ``RunConfig`` field (``slope``, ``epochs``, ``train_subset``, ...) and may say ``untied = true`` to replace
-every ``conv`` of its net by ``local`` (§4.1). Every (row, protocol, seed) is one :class:`Run`, written to
+every ``conv`` of its net by ``local`` and train it from scratch, or ``untie_from = "<tied row>"`` for the §4.1
+protocol of Fig. 9: each run takes the first layer (W and R) of the tied row's finished run of the same
+protocol and seed, freezes it, and trains the rest of the net, every other ``conv`` untied, from scratch
+(``models.protocol``); such a run waits for its tied run. Every (row, protocol, seed) is one :class:`Run`, written to
 ``<root>/runs/<row>/<protocol>-s<seed>/`` by :func:`models.train.train` (``config.json``, ``metrics.jsonl``,
 ``checkpoint.pt``; atomic, resumable).
 
@@ -44,7 +47,7 @@ DATASET_NAMES = tuple(TRAIN_SPLIT_SIZE)
 # Settings that identify a run: a run directory whose config differs in any other field is another run. The
 # data set is fixed by the row (the loader and the path of its files may differ between machines).
 _NOT_IDENTITY = {"data", "data_dir", "device", "epochs", "eval_batch_size"}
-_ROW_KEYS = {"name", "dataset", "net", "protocols", "untied", "figures"}
+_ROW_KEYS = {"name", "dataset", "net", "protocols", "untied", "untie_from", "figures"}
 
 
 class MatrixError(ValueError):
@@ -75,6 +78,7 @@ class Run:
     dataset: str
     config: RunConfig = field(compare=False)
     figures: tuple = ()
+    tied_from: str | None = None  # §4.1: the key of the tied run whose trained first layer this run freezes
 
     @property
     def key(self) -> str:
@@ -115,8 +119,10 @@ class Matrix:
                 rule, connectivity = parse_protocol(protocol)
                 for seed in self.seeds:
                     cfg = dict(row["config"], rule=rule, connectivity=connectivity, seed=seed)
+                    tied = row.get("untie_from")
                     out.append(Run(row=row["name"], protocol=protocol, seed=seed, dataset=row["dataset"],
-                                   config=RunConfig(**cfg), figures=tuple(row.get("figures", ()))))
+                                   config=RunConfig(**cfg), figures=tuple(row.get("figures", ())),
+                                   tied_from=f"{tied}/{protocol}-s{seed}" if tied else None))
         return out
 
 
@@ -163,10 +169,26 @@ def load_matrix(path) -> Matrix:
         for p in protocols:
             parse_protocol(p)
         net = merged.get("net", "simpnet")
-        if merged.get("untied"):
+        tied_row = merged.get("untie_from")
+        if tied_row is not None:
+            if merged.get("untied"):
+                raise MatrixError(f"{where}: row {name!r} sets both untied and untie_from; untied = true trains the "
+                                  "untied net from scratch, untie_from the §4.1 protocol: choose one")
+            src = next((r for r in rows if r["name"] == tied_row), None)
+            if src is None:
+                raise MatrixError(f"{where}: row {name!r}: untie_from = {tied_row!r} names no earlier row; write the "
+                                  "tied row first")
+            if src["untied"] or src.get("untie_from") or src["net_name"] != net or src["dataset"] != dataset:
+                raise MatrixError(f"{where}: row {name!r}: untie_from = {tied_row!r} must be a tied row of the same "
+                                  "net and data set")
+            missing = [p for p in protocols if p not in src["protocols"]]
+            if missing:
+                raise MatrixError(f"{where}: row {name!r}: the tied row {tied_row!r} has no {missing} runs to take "
+                                  "the first layer from; add them there")
+        if merged.get("untied") or tied_row is not None:
             from .local import untied_spec
 
-            net = untied_spec(net)
+            net = untied_spec(net, keep_first=tied_row is not None)
         config = {k: v for k, v in merged.items() if k in config_names}
         config.update(net=net, data=dataset)
         try:
@@ -178,7 +200,7 @@ def load_matrix(path) -> Matrix:
             raise MatrixError(f"{where}: row {name!r}: {e}") from None
         rows.append({"name": name, "dataset": dataset, "protocols": list(protocols), "config": config,
                      "figures": list(merged.get("figures", [])), "net_name": merged.get("net", "simpnet"),
-                     "untied": bool(merged.get("untied", False))})
+                     "untied": bool(merged.get("untied", False)), "untie_from": tied_row})
     if not rows:
         raise MatrixError(f"{where}: no [[rows]]; add at least one")
     return Matrix(name=budget.get("name", path.stem), description=budget.get("description", ""), seeds=seeds,
@@ -242,13 +264,14 @@ def run_state(run: Run, root) -> tuple[str, int]:
 
 
 def execute(run: Run, root, sources: dict | None = None, device: str | None = None,
-            threads: int | None = None) -> dict:
+            threads: int | None = None, after=None) -> dict:
     """Bring ``run`` to completion under ``root``: skip it if done, resume it if interrupted, else start it.
 
     ``sources`` maps data set names to paths; ``device`` defaults to ``$ASYMHEBB_DEVICE`` (so each Dask
     worker may have its own) and then ``cpu``; ``threads`` sets PyTorch's CPU threads (results on the CPU
     depend on it, so a matrix fixes it). Returns ``{"key", "state", "epochs", "seconds", "error"}`` where
-    ``state`` is what was done: ``skipped``, ``resumed``, ``started``.
+    ``state`` is what was done: ``skipped``, ``resumed``, ``started``. ``after`` is ignored: a Dask caller
+    passes the future of the run this one waits for (a §4.1 run's tied run) there, so that Dask orders them.
     """
     import time
 
@@ -267,11 +290,44 @@ def execute(run: Run, root, sources: dict | None = None, device: str | None = No
         shutil.rmtree(d)  # killed before its first checkpoint: nothing worth keeping
     t0 = time.perf_counter()
     code = code_version()
-    rows = train(cfg, d, resume=(state == "partial"))
+    if run.tied_from is None:
+        rows = train(cfg, d, resume=(state == "partial"))
+    else:
+        rows = _train_from_tied(run, cfg, root, d, resume=(state == "partial"))
     _record_provenance(d, code, len(rows))
     return {"key": run.key, "state": "resumed" if state == "partial" else "started", "epochs": len(rows),
             "seconds": time.perf_counter() - t0,
             "final": {k: rows[-1][k] for k in ("train_error", "val_error", "test_error") if k in rows[-1]}}
+
+
+def _train_from_tied(run: Run, cfg: RunConfig, root, d: Path, resume: bool) -> list[dict]:
+    """The second stage of the §4.1 protocol: the tied run's trained first layer, frozen, under an untied rest."""
+    import torch
+
+    from .data import load
+    from .protocol import freeze_first_layer
+    from .train import build_network
+
+    tied_dir = Path(root) / "runs" / run.tied_from
+    ckpt = tied_dir / "checkpoint.pt"
+    tied_cfg_path = tied_dir / "config.json"
+    if not (ckpt.exists() and tied_cfg_path.exists()):
+        raise MatrixError(f"run {run.key} (§4.1 protocol) needs the tied run {run.tied_from} finished first; run the "
+                          "matrix again once it is")
+    tied_cfg = replace(RunConfig.from_dict(json.loads(tied_cfg_path.read_text())), data=cfg.data,
+                       data_dir=cfg.data_dir, device="cpu")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    if state["epoch"] < tied_cfg.epochs:
+        raise MatrixError(f"run {run.key} (§4.1 protocol) needs the tied run {run.tied_from} finished first "
+                          f"({state['epoch']} of {tied_cfg.epochs} epochs now); run the matrix again once it is")
+    dataset = load(cfg.data, data_dir=cfg.data_dir, val_size=cfg.val_size, seed=cfg.seed,
+                   train_subset=cfg.train_subset)
+    shape, classes = dataset.x_train.shape[1:], len(dataset.classes)
+    tied = build_network(tied_cfg, shape, classes)
+    tied.load_state_dict(state["model"])
+    untied = build_network(cfg, shape, classes)
+    freeze_first_layer(tied, untied)
+    return train(cfg, d, resume=resume, network=untied, dataset=dataset)
 
 
 def code_version() -> dict:

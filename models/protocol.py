@@ -19,7 +19,7 @@ from .local import Local, untied_spec
 from .network import Network
 from .train import build_network, train
 
-__all__ = ["untie", "untie_protocol"]
+__all__ = ["untie", "untie_protocol", "freeze_first_layer"]
 
 
 def untie(network: Network, which=None) -> Network:
@@ -59,6 +59,23 @@ def _rename(net: Network) -> None:
     net.spec_text = "; ".join(str(s) for s in net.specs)
 
 
+def freeze_first_layer(tied: Network, untied: Network) -> None:
+    """Give ``untied`` the first layer of ``tied`` (W, R and masks) and freeze it: it keeps its weights and
+    receives no update (its ``W`` needs no gradient, so no feedback is computed below layer 2)."""
+    src, dst = tied.layers[0], untied.layers[0]
+    if not (isinstance(src, Conv) and isinstance(dst, Conv)) or src.W.shape != dst.W.shape:
+        raise ValueError("the §4.1 protocol moves a first conv layer between nets that share it: "
+                         f"{tied.names[0]} {tuple(src.W.shape)} vs {untied.names[0]} {tuple(dst.W.shape)}")
+    with torch.no_grad():
+        dst.W.copy_(src.W)
+        dst.R.copy_(src.R)
+        if src.mask_W is not None:
+            dst.mask_W.copy_(src.mask_W)
+            dst.mask_R.copy_(src.mask_R)
+    dst.frozen = True
+    dst.W.requires_grad_(False)
+
+
 def untie_protocol(config, *, tied_epochs: int | None = None, out_dir=None, dataset=None, log=None,
                    progress: bool = False):
     """The §4.1 protocol of Fig. 9: train the tied network, then freeze its first layer, re-initialise the
@@ -86,14 +103,6 @@ def untie_protocol(config, *, tied_epochs: int | None = None, out_dir=None, data
 
     untied_cfg = replace(config, net=untied_spec(config.net, keep_first=True))
     untied = build_network(untied_cfg, in_shape, num_classes)
-    src, dst = tied.layers[0], untied.layers[0]
-    with torch.no_grad():
-        dst.W.copy_(src.W)
-        dst.R.copy_(src.R)
-        if src.mask_W is not None:
-            dst.mask_W.copy_(src.mask_W)
-            dst.mask_R.copy_(src.mask_R)
-    dst.frozen = True
-    dst.W.requires_grad_(False)
+    freeze_first_layer(tied, untied)
     untied_rows = train(untied_cfg, sub("untied"), network=untied, dataset=dataset, log=log, progress=progress)
     return tied_rows, untied_rows, untied

@@ -6,7 +6,6 @@ dotted. Every training figure shows the mean over seeds and a band from the lowe
 """
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -17,8 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from models.claims import CHANCE_BAND, CLOSE, GROW, WEAK, final_error, judge_all  # noqa: E402
-from models.experiments import mean_sd  # noqa: E402
+from models.claims import final_error  # noqa: E402
 
 COLOURS = {"bp": "#1a9641", "bp-h": "#78c679", "urfb": "#2166ac", "frfb": "#d7301f",
            "urfb-50": "#92c5de", "frfb-50": "#f4a582", "kp": "#762a83", "sign": "#e08214", "dfa": "#8c510a"}
@@ -26,9 +24,6 @@ LABELS = {"bp": "BP (softmax)", "bp-h": "BP-H (hinge)", "urfb": "URFB", "frfb": 
           "frfb-50": "FRFB 50%"}
 DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "digits": "digits (8×8)",
                   "fashion-mnist": "Fashion-MNIST"}
-DEFAULT_CLAIMS = {"shallow": "simpnet", "deep": ["deepnet", "deepnet-slope05", "deepernet"],
-                  "untied": [["simpnet", "simpnet-untied"], ["deepnet_s", "deepnet_s-untied"]],
-                  "correlation": ["simpnet", "deepnet_s"]}
 
 
 def colour(protocol: str) -> str:
@@ -359,64 +354,10 @@ def fig_transfer(matrix, fig_dir, M=2.0, S=1.0, mu=0.25, eps=0.2):
     return [_save(fig, fig_dir / "fig13_transfer_functions.png", bottom=0.06)]
 
 
-def seconds_table(results) -> list[str]:
-    cells = {}
-    for res in results.values():
-        r = res["run"]
-        secs = [m["seconds"] for m in res["metrics"]]
-        per_k = [s / (r.config.train_subset or 1) * 1000 for s in secs] if r.config.train_subset else None
-        cells.setdefault((r.row, r.protocol), []).append((sum(secs) / len(secs), per_k))
-    lines = ["| row | protocol | s per epoch | s per 1000 training images |", "|---|---|---|---|"]
-    for (row, p), vals in sorted(cells.items()):
-        m, sd, n = mean_sd([v for v, _ in vals])
-        per = [x for _, pk in vals if pk for x in pk]
-        pm = f"{sum(per) / len(per):.2f}" if per else "–"
-        lines.append(f"| {row} | {p} | {m:.1f} ± {sd:.1f} | {pm} |")
-    return lines
-
-
-def write_page(matrix, results, page: Path, fig_names: list[str], command: str) -> Path:
-    claims = {**DEFAULT_CLAIMS, **matrix.figures.get("claims", {})}
-    verdicts = judge_all(results, claims)
-    lines = [f"# Results: the claims of §4 at the '{matrix.name}' budget", "",
-             f"Written by `{command}` from the run directories; no number on this page is typed by hand.", "",
-             f"**Budget:** {matrix.description}. **Seeds:** {', '.join(map(str, matrix.seeds))}. "
-             f"**Runs:** {len(results)} with results. Errors are the last epoch's, on the test split where the data "
-             "has one, else on the validation hold-out; mean ± s.d. over seeds; pp = percentage points.", "",
-             "| claim | verdict | why |", "|---|---|---|"]
-    for v in verdicts:
-        lines.append(f"| {v.claim}. {v.text} | **{v.verdict}** | {v.reason} |")
-    lines += ["", "## The numbers behind each verdict", ""]
-    for v in verdicts:
-        lines.append(f"**Claim {v.claim}.** {v.text} — **{v.verdict}**.")
-        lines.append("")
-        lines += [f"- {n}" for n in v.numbers] or ["- no runs for this claim in this matrix"]
-        lines.append("")
-    lines += ["## How the words were made numbers", "",
-              f"A comparison uses the per-seed differences (paired by seed: same initial weights, batches and "
-              f"dropout for every protocol of a seed), their mean d and standard error se. *Better*: d > 2·se "
-              f"(fails if d < −2·se). *Close / comparable*: |d| ≤ {CLOSE:g} pp (fails if |d| − 2·se > {CLOSE:g}). "
-              f"*Significantly worse*: d > {CLOSE:g} pp and d > 2·se (fails if d + 2·se < {CLOSE:g}). *Converges "
-              "faster*: mean validation error over the first half of the epochs. *Grows*: last minus first "
-              f"epoch's correlation, per layer but the first, by more than 2·se and {GROW:g}. *Weakly "
-              f"correlated*: mean hidden-layer correlation below {WEAK:g}; *similar rates*: URFB's drop of training "
-              "error 0.5–2× BP-H's over those epochs. A row where every protocol's mean final error is within "
-              f"{CHANCE_BAND:g} pp of chance decides nothing. With 2–3 seeds the standard errors are rough: an "
-              "*undecided* verdict means the budget cannot tell, not that the claim is false.", "",
-              "## Figures", ""]
-    lines += [f"![{n}](figures/{n})" for n in fig_names]
-    lines += ["", "## Seconds per epoch", "",
-              f"Measured inside each run (training pass only) with {matrix.threads} PyTorch thread(s) per run. Runs "
-              "shared the machine with each other and with whatever else ran, so these are noisy: compare them "
-              "within a row, and use the benchmarks in bench/ for speed ratios.", ""]
-    lines += seconds_table(results)
-    page.write_text("\n".join(lines) + "\n")
-    return page
-
-
 def make_all(matrix, runs, results, fig_dir: Path, page: Path, *, only=None, circuits=None, sources=None,
-             root=None, command="python sims/reproduce.py") -> list[Path]:
-    """Every figure and the page (or those named in ``only``); returns the files written."""
+             root=None, command="python sims/reproduce.py", circuit_dir: Path | None = None) -> list[Path]:
+    """Every figure (or those named in ``only``) into ``fig_dir``, the circuit and theory scripts' figures into
+    ``circuit_dir`` (default ``fig_dir``); returns the files written. The page: ``sims.results_page``."""
     want = (lambda name: only is None or name in only)  # noqa: E731
     written = []
     if want("fig04"):
@@ -438,11 +379,5 @@ def make_all(matrix, runs, results, fig_dir: Path, page: Path, *, only=None, cir
     if want("fig13"):
         written += fig_transfer(matrix, fig_dir)
     if circuits is not None and (want("fig12") or want("circuits")):
-        written += circuits(matrix, fig_dir, only)
-    if want("results"):
-        names = sorted(p.name for p in fig_dir.glob("fig*.png"))
-        written.append(write_page(matrix, results, page, names, command))
-        (page.parent / (page.stem + ".json")).write_text(json.dumps(
-            [v.__dict__ for v in judge_all(results, {**DEFAULT_CLAIMS, **matrix.figures.get("claims", {})})],
-            indent=1) + "\n")
+        written += circuits(matrix, circuit_dir or fig_dir, only)
     return written

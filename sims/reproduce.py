@@ -23,7 +23,6 @@ weights, batches, dropout; a fixed thread count), so the results are the same ho
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -117,7 +116,17 @@ def plan(matrix, runs, root, sources):
     return rows
 
 
-def print_plan(rows, out=sys.stdout):
+def wall_time(seconds: list[float], workers: int) -> float:
+    """The wall time of runs of these durations on ``workers`` workers that take the longest first (Dask's
+    order here): each run goes to the worker that frees up first."""
+    free = [0.0] * max(1, workers)
+    for s in sorted(seconds, reverse=True):
+        i = free.index(min(free))
+        free[i] += s
+    return max(free)
+
+
+def print_plan(rows, out=sys.stdout, workers: int = 1):
     width = max(len(r.key) for r, *_ in rows)
     for r, state, done, left in rows:
         extra = f"{done}/{r.config.epochs} epochs" if state != "no data" else \
@@ -126,8 +135,11 @@ def print_plan(rows, out=sys.stdout):
     todo = [x for x in rows if x[1] in ("new", "partial")]
     total = sum(x[3] for x in todo)
     counts = {s: sum(1 for x in rows if x[1] == s) for s in ("done", "partial", "new", "no data")}
+    n = max(1, workers)
     print(f"{len(rows)} runs: {counts['done']} done, {counts['partial']} partial, {counts['new']} new, "
-          f"{counts['no data']} without data; about {_fmt_seconds(total)} of worker time left", file=out)
+          f"{counts['no data']} without data; about {_fmt_seconds(total)} of worker time left: about "
+          f"{_fmt_seconds(wall_time([x[3] for x in todo], n))} of wall time on {n} worker{'s' * (n > 1)} of an "
+          "otherwise idle machine", file=out)
 
 
 def run_matrix(matrix, todo, root, a, log=print):
@@ -148,6 +160,7 @@ def run_matrix(matrix, todo, root, a, log=print):
         bar.write(f"[{done}/{len(todo)}] {res['key']}: {res['state']} {res['epochs']} epochs in "
                   f"{res['seconds']:.0f} s" + (f" (error: {fin})" if fin else ""))
 
+    todo = sorted(todo, key=lambda x: x[0].tied_from is not None)  # a §4.1 run after every tied run
     try:
         if not (a.workers or a.scheduler):
             for r, left in todo:
@@ -163,11 +176,13 @@ def run_matrix(matrix, todo, root, a, log=print):
         else:
             client = Client(a.scheduler)
         try:
-            futures = {}
-            for r, left in sorted(todo, key=lambda x: -x[1]):  # longest first: the tail is short
+            futures, by_key = {}, {}
+            # longest first (the tail is short); a §4.1 run waits for its tied run's future
+            for r, left in sorted(todo, key=lambda x: (x[0].tied_from is not None, -x[1])):
                 f = client.submit(execute, r, str(root), a.sources, a.device, matrix.threads,
-                                  key=f"run-{r.key}", pure=False)
+                                  by_key.get(r.tied_from), key=f"run-{r.key}", pure=False)
                 futures[f] = left
+                by_key[r.key] = f
             for f in as_completed(futures):
                 finished(f.result(), futures[f])
         finally:
@@ -186,7 +201,7 @@ def main(argv=None) -> int:
     rows = plan(matrix, runs, root, a.sources) if not a.only else []
     if a.dry_run:
         print(f"budget {matrix.name}: {matrix.description}")
-        print_plan(rows)
+        print_plan(rows, workers=a.workers or 1)
         return 0
     writable(root)
 
@@ -203,9 +218,15 @@ def main(argv=None) -> int:
         print(f"done in {_fmt_seconds(time.perf_counter() - t0)}")
         return 0
     from sims.figures import make_all  # noqa: E402 - matplotlib only when plotting
+    from sims.results_page import claim_rows, measure_filters, write_index, write_metrics, write_page
 
-    fig_dir = ROOT / "docs" / "figures" if a.publish else root / "figures"
-    page = ROOT / "docs" / "results.md" if a.publish else root / "results.md"
+    if a.publish:  # docs/results/<budget>.md and its metrics; the budget's figures in docs/figures/<budget>/
+        fig_dir, circuit_dir = ROOT / "docs" / "figures" / matrix.name, ROOT / "docs" / "figures"
+        page = ROOT / "docs" / "results" / f"{matrix.name}.md"
+        metrics, prefix = page.with_name(f"{matrix.name}-metrics.csv"), f"../figures/{matrix.name}/"
+    else:
+        fig_dir = circuit_dir = root / "figures"
+        page, metrics, prefix = root / "results.md", root / "metrics.csv", "figures/"
     fig_dir.mkdir(parents=True, exist_ok=True)
     results = load_results(runs, root)
     command = "python sims/reproduce.py " + " ".join(
@@ -213,7 +234,15 @@ def main(argv=None) -> int:
                     " ".join(f"--source {k}=PATH" for k in sorted(a.sources)), "--out OUT",
                     "--publish" if a.publish else "") if x)
     written = make_all(matrix, runs, results, fig_dir, page, only=a.only, circuits=run_circuit_scripts,
-                       root=root, command=command)
+                       root=root, command=command, circuit_dir=circuit_dir)
+    if not a.only or "results" in a.only:
+        filters = measure_filters(results, root, claim_rows(matrix).get("filters", []))
+        written.append(write_metrics(results, metrics, filters))
+        names = sorted(p.name for p in fig_dir.glob("fig*.png"))
+        write_page(matrix, results, page, names, command, root, metrics.name, fig_prefix=prefix)
+        written += [page, page.with_suffix(".json")]
+        if a.publish:
+            written.append(write_index(page.parent, ROOT / "docs" / "results.md"))
     for w in written:
         print(f"wrote {w}")
     print(f"done in {_fmt_seconds(time.perf_counter() - t0)}")

@@ -106,6 +106,12 @@ BREAKS = {
     "claims-chance-row-comparable": (
         "models/claims.py", "        if row.chance_among(\"bp\", \"bp-h\"):", "        if False:",
         "tests/test_claims.py::test_claim1_a_row_at_chance_decides_nothing"),
+    "protocol-41-first-layer-not-frozen": (
+        "models/protocol.py", "    dst.frozen = True\n    dst.W.requires_grad_(False)\n", "",
+        "tests/test_reproduce.py::test_a_41_run_freezes_the_tied_runs_trained_first_layer_under_an_untied_rest"),
+    "protocol-41-first-layer-not-copied": (
+        "models/protocol.py", "        dst.W.copy_(src.W)\n", "",
+        "tests/test_reproduce.py::test_a_41_run_freezes_the_tied_runs_trained_first_layer_under_an_untied_rest"),
     "circuit-M-below-S-accepted": (
         "circuits/params.py", 'if not (_number("M", M) > s and', 'if not (_number("M", M) > 0 and',
         "tests/test_params.py::test_output_circuit_parameters_are_refused_at_every_entry_point"),

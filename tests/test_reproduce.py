@@ -110,6 +110,11 @@ def test_untied_rows_replace_conv_by_local(tmp_path):
     ('[budget]\nseeds = []\n[[rows]]\nname = "a"\nprotocols = ["bp"]\n', "seeds must be"),
     ('rows = 3 4', "not valid TOML"),
     ('', "no \\[\\[rows\\]\\]"),
+    ('[[rows]]\nname = "u"\nnet = "deepnet_s"\nuntie_from = "t"\nprotocols = ["urfb"]\n', "names no earlier row"),
+    ('[[rows]]\nname = "t"\nnet = "deepnet_s"\nprotocols = ["urfb"]\n[[rows]]\nname = "u"\nnet = "deepnet"\n'
+     'untie_from = "t"\nprotocols = ["urfb"]\n', "must be a tied row of the same net"),
+    ('[[rows]]\nname = "t"\nnet = "deepnet_s"\nprotocols = ["urfb"]\n[[rows]]\nname = "u"\nnet = "deepnet_s"\n'
+     'untie_from = "t"\nprotocols = ["frfb"]\n', "has no \\['frfb'\\] runs"),
 ])
 def test_malformed_matrices_are_refused_in_one_line(tmp_path, body, message):
     p = tmp_path / "bad.toml"
@@ -120,7 +125,7 @@ def test_malformed_matrices_are_refused_in_one_line(tmp_path, body, message):
 
 
 def test_every_shipped_budget_parses_and_is_paper_settings_where_it_says():
-    for name in ("smoke", "cpu", "paper"):
+    for name in ("smoke", "cpu", "long", "paper"):
         m = load_matrix(ROOT / "sims" / "experiments" / f"{name}.toml")
         assert m.runs()
     paper = load_matrix(ROOT / "sims" / "experiments" / "paper.toml")
@@ -128,8 +133,69 @@ def test_every_shipped_budget_parses_and_is_paper_settings_where_it_says():
     for r in paper.runs():
         c = r.config
         assert (c.epochs, c.batch_size, c.lr, c.train_subset, c.val_size) == (1000, 500, 0.1, None, 5000)
-    cpu = load_matrix(ROOT / "sims" / "experiments" / "cpu.toml")
-    assert len(cpu.seeds) == 3 and all(r.config.batch_size == 500 for r in cpu.runs())
+    for name in ("cpu", "long"):  # the paper's split and step on the full training split
+        m = load_matrix(ROOT / "sims" / "experiments" / f"{name}.toml")
+        assert len(m.seeds) == 3
+        for r in m.runs():
+            c = r.config
+            assert (c.batch_size, c.lr, c.train_subset, c.val_size, c.mu) == (500, 0.1, None, 5000, None)
+    cpu = {r.key: r for r in load_matrix(ROOT / "sims" / "experiments" / "cpu.toml").runs()}
+    long = {r.key: r for r in load_matrix(ROOT / "sims" / "experiments" / "long.toml").runs()}
+    assert set(cpu) < set(long)  # the long budget reuses the cpu budget's runs in the same --out
+    assert all(cpu[k].config == long[k].config for k in cpu)
+
+
+def test_wall_time_packs_the_longest_runs_first():
+    from sims.reproduce import wall_time
+
+    assert wall_time([10, 10, 10, 10], 2) == 20
+    assert wall_time([30, 10, 10, 10], 2) == 30
+    assert wall_time([5, 7], 1) == 12
+
+
+TIED41 = """
+[budget]
+name = "t41"
+seeds = [0]
+[defaults]
+dataset = "digits"
+epochs = 2
+batch_size = 50
+train_subset = 200
+val_size = 100
+[[rows]]
+name = "tied"
+net = "conv 4 3x3; conv 4 3x3; maxpool 3; full 16; output"
+slope = 1.0
+protocols = ["urfb"]
+[[rows]]
+name = "tied-untied41"
+net = "conv 4 3x3; conv 4 3x3; maxpool 3; full 16; output"
+slope = 1.0
+untie_from = "tied"
+protocols = ["urfb"]
+"""
+
+
+def test_a_41_run_freezes_the_tied_runs_trained_first_layer_under_an_untied_rest(tmp_path):
+    import torch
+
+    p = tmp_path / "t41.toml"
+    p.write_text(TIED41)
+    m = load_matrix(p)
+    u = next(r for r in m.runs() if r.row == "tied-untied41")
+    assert u.tied_from == "tied/urfb-s0" and u.config.net.startswith("conv 4 3x3; local 4 3x3")
+    reproduce("--matrix", p, "--out", tmp_path / "o", "--no-figures")
+    tied = torch.load(tmp_path / "o" / "runs" / "tied" / "urfb-s0" / "checkpoint.pt", weights_only=False)
+    untied = torch.load(tmp_path / "o" / "runs" / "tied-untied41" / "urfb-s0" / "checkpoint.pt", weights_only=False)
+    for name in ("W", "R"):  # the trained first layer, unchanged by the second stage
+        assert torch.equal(untied["model"][f"layers.0.{name}"], tied["model"][f"layers.0.{name}"])
+    from models.network import Network
+
+    fresh = Network(u.config.net, (1, 8, 8), 10, rule="urfb", slope=1.0, seed=0)
+    assert not torch.equal(fresh.layers[0].W, tied["model"]["layers.0.W"])  # it did train in the tied stage
+    assert any(k.startswith("layers.1.") for k in untied["model"])
+    assert untied["model"]["layers.1.W"].numel() > tied["model"]["layers.1.W"].numel()  # layer 2 untied
 
 
 def test_a_run_directory_of_other_settings_is_refused(tmp_path):
@@ -209,8 +275,16 @@ def test_smoke_budget_writes_every_figure_and_the_page(tmp_path):
                    "fig13_", "fig14_", "fig15_"):
         assert any(f.startswith(prefix) for f in figs), (prefix, sorted(figs))
     page = (out / "results.md").read_text()
-    for claim in range(1, 7):
+    for claim in range(1, 10):
         assert f"| {claim}. " in page
+    assert "metrics.csv" in page
+    import csv
+
+    records = list(csv.DictReader((out / "metrics.csv").open()))
+    kinds = {r["kind"] for r in records}
+    assert kinds == {"initial", "probe", "epoch"}
+    first = next(r for r in records if r["kind"] == "initial")
+    assert first["step"] == "0" and float(first["val_error"]) > 0 and "corr_output" in first
     assert docs_before == {p: p.stat().st_mtime_ns for p in (ROOT / "docs").rglob("*") if p.is_file()}
     t1 = time.perf_counter()
     p = reproduce("--budget", "smoke", "--out", out, "--only", "fig04,results")
