@@ -160,7 +160,8 @@ def run_matrix(matrix, todo, root, a, log=print):
         bar.write(f"[{done}/{len(todo)}] {res['key']}: {res['state']} {res['epochs']} epochs in "
                   f"{res['seconds']:.0f} s" + (f" (error: {fin})" if fin else ""))
 
-    todo = sorted(todo, key=lambda x: x[0].tied_from is not None)  # a §4.1 run after every tied run
+    rank = {row["name"]: i for i, row in enumerate(matrix.rows)}  # a §4.1 row comes after its tied row
+    todo = sorted(todo, key=lambda x: rank[x[0].row])
     try:
         if not (a.workers or a.scheduler):
             for r, left in todo:
@@ -177,10 +178,14 @@ def run_matrix(matrix, todo, root, a, log=print):
             client = Client(a.scheduler)
         try:
             futures, by_key = {}, {}
-            # longest first (the tail is short); a §4.1 run waits for its tied run's future
-            for r, left in sorted(todo, key=lambda x: (x[0].tied_from is not None, -x[1])):
+            # in the matrix's row order (a budget cut short has its first rows whole), longest first inside a
+            # row; a §4.1 run waits for its tied run's future
+            rank = {row["name"]: i for i, row in enumerate(matrix.rows)}
+            ordered = sorted(todo, key=lambda x: (rank[x[0].row], -x[1]))
+            for i, (r, left) in enumerate(ordered):
                 f = client.submit(execute, r, str(root), a.sources, a.device, matrix.threads,
-                                  by_key.get(r.tied_from), key=f"run-{r.key}", pure=False)
+                                  by_key.get(r.tied_from), key=f"run-{r.key}", pure=False,
+                                  priority=len(ordered) - i)
                 futures[f] = left
                 by_key[r.key] = f
             for f in as_completed(futures):
