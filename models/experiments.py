@@ -23,6 +23,7 @@ executes: it depends only on its arguments, so the results are the same whicheve
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -330,8 +331,12 @@ def _train_from_tied(run: Run, cfg: RunConfig, root, d: Path, resume: bool) -> l
     return train(cfg, d, resume=resume, network=untied, dataset=dataset)
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> dict:
-    """The commit of the code that runs (and whether the checkout differs from it), or {} outside git."""
+    """The commit of the code that runs (and whether the checkout differs from it), or {} outside git.
+
+    Read once per process, when its first run starts: the code a worker has imported is the code of that
+    moment, whatever is committed later while it runs."""
     import subprocess
 
     here = Path(__file__).resolve().parents[1]
