@@ -103,6 +103,9 @@ BREAKS = {
     "claims-last-epoch-only": (
         "models/claims.py", "    tail = rows[-last:]", "    tail = rows[-1:]",
         "tests/test_claims.py::test_a_run_error_is_the_mean_of_the_last_three_epochs"),
+    "claims-bp-means-bp-h": (
+        "models/claims.py", '    return "bp" if row.has("bp") else "bp-h"', '    return "bp-h"',
+        "tests/test_claims.py::test_bp_in_a_claim_is_the_papers_softmax_bp_where_the_row_has_it"),
     "claims-chance-row-comparable": (
         "models/claims.py", "        if row.chance_among(\"bp\", \"bp-h\"):", "        if False:",
         "tests/test_claims.py::test_claim1_a_row_at_chance_decides_nothing"),

@@ -312,3 +312,19 @@ def test_every_verdict_names_the_papers_sentence():
     for v in judge_all({}, {}):
         assert v.verdict == "not run"
         assert v.quote and v.where and v.quote in C.CLAIMS[v.claim].quote
+
+
+def test_bp_in_a_claim_is_the_papers_softmax_bp_where_the_row_has_it():
+    # URFB ties BP-H and is 2 pp behind softmax BP: "never as good as BP but close" holds against BP
+    r = _shallow([57.0, 57.4, 56.7], [64.0, 64.5, 63.6], bph=(57.1, 57.3, 56.8))
+    add(r, "s", "bp", [55.0, 55.3, 54.8])
+    v = verdicts(r, shallow="s")[2]
+    assert v.verdict == "holds", v.numbers
+    assert any(line.startswith("URFB − BP:") for line in v.numbers)
+    assert any("URFB − BP-H (reported, decides nothing)" in line for line in v.numbers)
+    # without softmax BP the row is judged against BP-H, which it ties: undecided, and the line says which
+    r = _shallow([57.0, 57.4, 56.7], [64.0, 64.5, 63.6], bph=(57.1, 57.3, 56.8))
+    v = verdicts(r, shallow="s")[2]
+    assert v.verdict == "undecided" and "below BP-H but close" in v.reason
+    d = verdicts(_deep([61.0, 61.4, 60.8], [75.0, 75.5, 74.0]), deep=["d"])[3]
+    assert "judged against BP-H" in d.numbers[0]
