@@ -330,3 +330,351 @@ def test_evaluate_prints_what_the_run_recorded(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "sims" / "evaluate.py"), str(tmp_path)],
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "not a run directory" in bad.stderr
+
+
+# --- the training figures (Fig. 4–11), on synthetic results -----------------------------------------------------
+
+SYNTHETIC = """
+[budget]
+name = "synthetic"
+description = "a budget's generic text: training subsets of 2,000–5,000 images"
+seeds = [0, 1, 2]
+threads = 1
+
+[defaults]
+dataset = "cifar10"
+epochs = {epochs}
+batch_size = 500
+val_size = 5000
+probe_every = {probe_every}
+
+[[rows]]
+name = "simpnet"
+net = "simpnet"
+protocols = ["bp", "bp-h", "urfb", "frfb"]
+figures = ["fig04", "fig05", "fig10"]
+
+[[rows]]
+name = "deepnet"
+net = "deepnet"
+slope = 1.0
+train_subset = 20000
+protocols = ["bp-h", "urfb", "frfb"]
+figures = ["fig06"]
+{extra}"""
+
+SYNTHETIC_EXTRA = """
+[[rows]]
+name = "deepnet-slope05"
+net = "deepnet"
+protocols = ["bp-h", "urfb", "frfb"]
+figures = ["fig06"]
+
+[[rows]]
+name = "deepernet"
+net = "deepernet"
+slope = 1.0
+protocols = ["bp", "bp-h", "urfb", "frfb"]
+figures = ["fig06", "fig07"]
+
+[[rows]]
+name = "cifar100"
+net = "simpnet"
+dataset = "cifar100"
+protocols = ["bp-h", "urfb", "frfb"]
+figures = ["fig05"]
+
+[[rows]]
+name = "deepnet_s"
+net = "deepnet_s"
+slope = 1.0
+protocols = ["bp-h", "urfb", "frfb"]
+figures = ["fig09", "fig11"]
+
+[[rows]]
+name = "deepnet_s-untied41"
+net = "deepnet_s"
+slope = 1.0
+untied = true
+protocols = ["bp-h", "urfb", "frfb"]
+figures = ["fig09"]
+
+[[rows]]
+name = "deepnet_s-untied"
+net = "deepnet_s"
+slope = 1.0
+untied = true
+protocols = ["bp-h", "urfb", "frfb"]
+figures = ["fig09"]
+"""
+
+# made-up final errors (%) of the synthetic results, by (row, protocol); the rest end at 60%
+SYNTHETIC_FINAL = {("simpnet", "bp"): 58, ("simpnet", "bp-h"): 60, ("simpnet", "urfb"): 64, ("simpnet", "frfb"): 67,
+                   ("deepnet", "bp-h"): 50, ("deepnet", "urfb"): 55, ("deepnet", "frfb"): 75,
+                   ("deepnet-slope05", "bp-h"): 70, ("deepnet-slope05", "urfb"): 89.5,
+                   ("deepnet-slope05", "frfb"): 90, ("deepernet", "frfb"): 89.8, ("cifar100", "bp-h"): 80,
+                   ("cifar100", "urfb"): 84, ("cifar100", "frfb"): 88}
+
+
+def synthetic_matrix(tmp_path, epochs=3, probe_every=10, extra=False):
+    p = tmp_path / "synthetic.toml"
+    p.write_text(SYNTHETIC.format(epochs=epochs, probe_every=probe_every, extra=SYNTHETIC_EXTRA if extra else ""))
+    return load_matrix(p)
+
+
+def synthetic_results(matrix, final=None, skip=()):
+    """Results of every run of ``matrix`` (but the rows in ``skip``) as ``models.experiments.load_results``
+    returns them, with made-up metrics of the shape ``models.train`` records: epoch 0 (``initial``), the first
+    epoch's probes, a ``step`` per epoch, per-layer alignment. Errors fall from chance to ``final[(row,
+    protocol)]`` (%), URFB's correlations grow faster than FRFB's. For drawing the figures, never for docs."""
+    import math
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from models.experiments import TRAIN_SPLIT_SIZE
+    from models.spec import resolve
+
+    final = {**SYNTHETIC_FINAL, **(final or {})}
+    out = {}
+    for run in matrix.runs():
+        if run.row in skip:
+            continue
+        rng = np.random.default_rng(abs(hash(run.key)) % 2 ** 32)
+        cfg = run.config
+        n = cfg.train_subset or TRAIN_SPLIT_SIZE[run.dataset] - cfg.val_size
+        spe = -(-n // cfg.batch_size)
+        chance = 99.0 if run.dataset == "cifar100" else 90.0
+        target = final.get((run.row, run.protocol), 60.0) + rng.normal(0, 0.7)
+        tau = 1.5 if run.protocol.startswith("bp") else 2.5
+
+        def err(t, noise=0.4):
+            return min(chance + 2, chance - (chance - target) * (1 - math.exp(-t / tau)) + rng.normal(0, noise)) / 100
+
+        layers = []
+        for spec in resolve(cfg.net)[1]:
+            if spec.kind in ("conv", "local", "full", "output"):
+                k = sum(1 for x in layers if x.rstrip("0123456789") == spec.kind) + 1
+                layers.append("output" if spec.kind == "output" else f"{spec.kind}{k}")
+        rate = {"urfb": 0.5, "frfb": 0.05}.get(run.protocol, 1.0)
+
+        def align(t):
+            return {name: float(rng.normal(0, 0.003) + rate * (0.2 + 0.8 * (i == len(layers) - 1)) *
+                                (1 - math.exp(-t / 4)) * (0.1 if i == 0 else 1.0)) for i, name in enumerate(layers)}
+
+        initial = {"epoch": 0, "step": 0, "train_error": err(0), "train_loss": 2.0, "val_error": err(0),
+                   "val_loss": 2.0, "alignment": align(0)}
+        probes = [{"step": s, "val_error": err(s / spe, 0.8), "val_loss": 1.9, "alignment": align(s / spe)}
+                  for s in range(cfg.probe_every, spe, cfg.probe_every)] if cfg.probe_every else []
+        rows = [{"epoch": e, "step": e * spe, "train_error": err(e - 0.5) + 0.02, "train_loss": 1.5,
+                 "val_error": err(e), "val_loss": 1.5, "alignment": align(e), "seconds": 1.0}
+                for e in range(1, cfg.epochs + 1)]
+        rows[0].update(initial=initial, probes=probes)
+        out[run.key] = {"run": run, "metrics": rows, "config": asdict(cfg)}
+    return out
+
+
+@pytest.fixture
+def kept_figures(monkeypatch):
+    """The figures the figure functions draw, kept open (they close them after saving) for inspection."""
+    import matplotlib.pyplot as plt
+
+    from sims import figures
+
+    plt.close("all")
+    monkeypatch.setattr(figures.plt, "close", lambda *a, **k: None)
+    yield lambda: [plt.figure(n) for n in plt.get_fignums()]
+    plt.close("all")
+
+
+def _caption(fig) -> str:
+    return " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+
+
+def _has_data(ax) -> bool:
+    return bool(ax.lines or ax.patches or ax.images or ax.collections)
+
+
+def _draw(name, matrix, results, out):
+    from sims import figures
+
+    calls = {"fig04": lambda: figures.fig_curves(matrix, results, out, "fig04", 4, "simpnet"),
+             "fig05": lambda: figures.fig_protocols(matrix, results, out, "fig05", 5, "simpnet"),
+             "fig06": lambda: figures.fig_protocols(matrix, results, out, "fig06", 6, "deepnets"),
+             "fig07": lambda: figures.fig_curves(matrix, results, out, "fig07", 7, "deepernet"),
+             "fig09": lambda: figures.fig_tied_untied(matrix, results, out),
+             "fig10": lambda: figures.fig_correlation(matrix, results, out, "fig10", 10),
+             "fig11": lambda: figures.fig_correlation(matrix, results, out, "fig11", 11)}
+    return calls[name]()
+
+
+@pytest.mark.parametrize("name", ["fig04", "fig05", "fig06", "fig07", "fig09", "fig10", "fig11"])
+def test_training_figure_captions_name_each_rows_images_epochs_steps_and_seeds(tmp_path, kept_figures, name):
+    """Every caption names the training images, epochs, SGD steps and seeds of the runs it shows (from the runs:
+    45,000 = 50,000 − 5,000 held out, or the row's subset; 90 steps an epoch at batch 500), not the budget's text."""
+    matrix = synthetic_matrix(tmp_path, extra=True)
+    assert _draw(name, matrix, synthetic_results(matrix), tmp_path)
+    (fig,) = kept_figures()
+    text = _caption(fig)
+    assert "generic text" not in text
+    expect = {"fig04": ["simpnet: 45,000"], "fig05": ["simpnet: 45,000", "cifar100: 45,000"],
+              "fig06": ["deepnet: 20,000 training images, 3 epochs = 120 SGD steps", "deepernet: 45,000"],
+              "fig07": ["deepernet: 45,000"], "fig09": ["deepnet_s: 45,000", "deepnet_s-untied41: 45,000"],
+              "fig10": ["simpnet: 45,000"], "fig11": ["deepnet_s: 45,000"]}[name]
+    for e in expect:
+        assert e in text, (e, text)
+    if name != "fig06":
+        assert "training images, 3 epochs = 270 SGD steps of batch 500, seeds 0, 1, 2" in text, text
+    assert all(_has_data(ax) for ax in fig.axes), [ax.get_title() for ax in fig.axes if not _has_data(ax)]
+
+
+def _chance_lines(ax) -> list:
+    return [ln.get_ydata()[0] for ln in ax.lines if ln.get_linestyle() == "--" and len(set(ln.get_ydata())) == 1]
+
+
+def test_error_curves_start_at_epoch_0_show_the_probes_and_the_chance_line(tmp_path, kept_figures):
+    matrix = synthetic_matrix(tmp_path, epochs=3, probe_every=10)
+    results = synthetic_results(matrix)
+    _draw("fig04", matrix, results, tmp_path)
+    (fig,) = kept_figures()
+    per_epoch, first_epoch = fig.axes[0], fig.axes[1]
+    for ax in (per_epoch, first_epoch):
+        assert _chance_lines(ax) == [90.0]
+    data = [ln for ln in per_epoch.lines if ln.get_linestyle() != "--"]
+    assert len(data) == 8  # BP, BP-H, URFB, FRFB × training, validation
+    assert all(list(ln.get_xdata()) == [0, 1, 2, 3] for ln in data)
+    bp_h = results["simpnet/bp-h-s0"]["metrics"]
+    assert any(ln.get_color() == "#8cc43f" for ln in data)  # BP-H beside BP
+    probes = [ln for ln in first_epoch.lines if ln.get_linestyle() != "--"]
+    assert len(probes) == 4
+    assert list(probes[0].get_xdata()) == [0] + [p["step"] for p in bp_h[0]["probes"]] + [90]
+    assert list(probes[0].get_xdata())[1:-1] == list(range(10, 90, 10))
+
+
+def test_a_data_set_panel_is_drawn_only_where_the_budget_has_its_runs(tmp_path, kept_figures):
+    """Fig. 5 without CIFAR-100 rows has one panel; with them two; a row with no finished runs is named in the
+    caption, not drawn as an empty panel."""
+    matrix = synthetic_matrix(tmp_path, extra=True)
+    _draw("fig05", matrix, synthetic_results(matrix, skip=("cifar100",)), tmp_path)
+    _draw("fig05", matrix, synthetic_results(matrix), tmp_path)
+    one, two = kept_figures()
+    assert len(one.axes) == 1 and "CIFAR-100" not in one.axes[0].get_title()
+    assert "Not drawn (no finished runs at this budget): cifar100" in _caption(one)
+    assert len(two.axes) == 2 and "CIFAR-100" in two.axes[1].get_title()
+
+
+def test_fig5_axis_shows_point_differences(tmp_path, kept_figures):
+    """The error axis fits the values (not 0–100), so a 2–9 point difference spans a visible part of it; the
+    difference to BP-H is written under each protocol."""
+    matrix = synthetic_matrix(tmp_path)
+    _draw("fig05", matrix, synthetic_results(matrix), tmp_path)
+    (fig,) = kept_figures()
+    lo, hi = fig.axes[0].get_ylim()
+    assert hi - lo < 45 and lo > 40
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks[0].startswith("BP\n") and ticks[1] == "BP-H\n(hinge)" and ticks[2].startswith("URFB\n+")
+
+
+def test_fig6_panels_are_networks_with_a_chance_line_and_no_legend(tmp_path, kept_figures):
+    matrix = synthetic_matrix(tmp_path, extra=True)
+    _draw("fig06", matrix, synthetic_results(matrix), tmp_path)
+    (fig,) = kept_figures()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert [t.split(",")[0] for t in titles] == ["deepnet", "deepernet", "deepnet"]
+    assert "slope 0.5" in titles[2] and "deepnet-slope05" in titles[2]
+    for ax in fig.axes:
+        assert ax.get_legend() is None  # protocols are named on the axis: no legend entry without its bar
+    assert _chance_lines(fig.axes[1]) == [90.0] and _chance_lines(fig.axes[2]) == [90.0]
+
+
+@pytest.mark.parametrize("rows, kinds", [
+    (("deepnet_s-untied41",), ["tied (convolutional)", "untied from scratch"]),
+    ((), ["tied (convolutional)", "untied, §4.1 protocol (layer 1 trained tied, frozen)", "untied from scratch"]),
+])
+def test_fig9_is_tied_blue_untied_red_and_names_the_protocol_of_each_untied_row(tmp_path, kept_figures, rows, kinds):
+    import matplotlib.colors as mc
+
+    matrix = synthetic_matrix(tmp_path, extra=True)
+    _draw("fig09", matrix, synthetic_results(matrix, skip=rows), tmp_path)
+    (fig,) = kept_figures()
+    legend = fig.axes[-1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == kinds
+    colours = [mc.to_hex(h.get_facecolor()) for h in legend.legend_handles]
+    assert colours[0] == "#2166ac" and set(colours[1:]) == {"#d7301f"}
+    assert ("§4.1 protocol" in _caption(fig)) and ("deepnet_s-untied41" in _caption(fig)) == (not rows)
+
+
+def test_correlation_figures_give_each_layer_a_panel_of_its_own_scale_from_epoch_0(tmp_path, kept_figures):
+    """Fig. 11: 8 weight layers of deepnet_s, each its own panel and colour; curves start at step 0 and
+    include the probes; an output-layer correlation of 0.5 does not squash a hidden layer's 0.01."""
+    import matplotlib.colors as mc
+
+    matrix = synthetic_matrix(tmp_path, extra=True)
+    results = synthetic_results(matrix)
+    _draw("fig11", matrix, results, tmp_path)
+    (fig,) = kept_figures()
+    urfb, frfb, *layers = [ax for ax in fig.axes if _has_data(ax)]
+    names = list(results["deepnet_s/urfb-s0"]["metrics"][0]["alignment"])
+    assert len(names) == 8 and len(layers) == 8
+    assert [ax.get_title().split(" ")[0] for ax in layers] == names
+    colours = {mc.to_hex(ln.get_color()) for ln in urfb.lines if ln.get_label() in names}
+    assert len(colours) == 8
+    for ln in urfb.lines:
+        if ln.get_label() in names:
+            assert ln.get_xdata()[0] == 0 and 10 in ln.get_xdata()
+    hidden = layers[3]
+    lo, hi = hidden.get_ylim()
+    top = max(max(ln.get_ydata()) for ln in hidden.lines)
+    assert hi < 0.5 and top > 0.3 * (hi - lo)
+
+
+def _untied_checkpoint(root, matrix, increments):
+    """A finished run of the untied simpnet on digits whose first layer is W(0) + the given increments
+    ({position index (row-major): value added to every weight of channel 0 there}); returns its results."""
+    from dataclasses import asdict
+
+    import torch
+
+    from models.train import build_network
+
+    run = next(r for r in matrix.runs() if r.row == "untied" and r.seed == 0)
+    net = build_network(run.config, (1, 8, 8), 10)
+    first = next(m for m in net.layers if hasattr(m, "W"))
+    with torch.no_grad():
+        for p, v in increments.items():
+            first.W[p, 0] += v
+    d = run.path(root)
+    d.mkdir(parents=True)
+    torch.save({"model": net.state_dict(), "config": asdict(run.config)}, d / "checkpoint.pt")
+    rows = [{"epoch": 1, "step": 16, "train_error": 0.5, "val_error": 0.5}]
+    return {run.key: {"run": run, "metrics": rows, "config": asdict(run.config)}}
+
+
+def test_fig8_draws_every_filter_on_one_shared_scale(tmp_path, kept_figures):
+    """A filter that learning left unchanged is flat mid-grey and a tiny increment stays tiny beside a large one
+    (no per-filter stretching); each block's colour bar spans ± the block's largest value."""
+    import numpy as np
+
+    from sims import figures
+
+    p = tmp_path / "m.toml"
+    p.write_text('[budget]\nseeds = [0]\n[defaults]\ntrain_subset = 800\nepochs = 1\nbatch_size = 50\n'
+                 '[[rows]]\nname = "untied"\nnet = "simpnet"\nuntied = true\nprotocols = ["urfb"]\n'
+                 'figures = ["fig08"]\n')
+    matrix = load_matrix(p)
+    # positions drawn: (2, 2), (2, 5), (5, 2), (4, 4) of the 8×8 grid
+    results = _untied_checkpoint(tmp_path, matrix, {2 * 8 + 2: 1e-6, 2 * 8 + 5: 0.1})
+    assert figures.fig_filters(matrix, results, tmp_path, tmp_path)
+    (fig,) = kept_figures()
+    by_title = {}
+    for ax in fig.axes:
+        if ax.images and ax.get_title():
+            by_title[ax.get_title()] = ax.images[0].get_array()
+    tiny, large, untouched = (by_title[f"W − W(0)\nat {pos}"] for pos in ("(2, 2)", "(2, 5)", "(5, 2)"))
+    assert np.allclose(untouched, 0.5, atol=1e-12)
+    assert np.abs(np.asarray(tiny) - 0.5).max() < 1e-4
+    assert np.isclose(np.asarray(large).max(), 1.0)
+    bars = [ax for ax in fig.axes if ax.collections and not ax.images]  # the colour bars
+    assert len(bars) == 2
+    scales = [ax.get_ylim() for ax in bars]
+    assert all(np.isclose(lo, -hi) for lo, hi in scales) and np.isclose(scales[1][1], 0.1)
