@@ -363,7 +363,7 @@ def fig_protocols(matrix, results, fig_dir, fig_id, number, what):
     # the paper's panels (one per network) first, then variants of a network (e.g. deepnet at slope 0.5)
     rows = sorted(rows, key=lambda r: r["name"] != r.get("net_name", r["name"]))
     fig, axes = plt.subplots(1, len(rows), figsize=(max(5.2 * len(rows), 7.5), 5.4), squeeze=False)
-    texts, above = [], []
+    texts, above, hatched = [], [], False
     for ax, row in zip(axes[0], rows):
         got = data[row["name"]]
         protocols = _ordered(got)
@@ -372,6 +372,7 @@ def fig_protocols(matrix, results, fig_dir, fig_id, number, what):
         lo, near = _zoom(ax, [v for f in finals.values() for v in f.values()], c)
         ref = "bp-h" if "bp-h" in finals else ("bp" if "bp" in finals else None)
         ticks = []
+        hatched = hatched or any(p.endswith("-50") for p in protocols)
         for i, p in enumerate(protocols):
             _bar(ax, i, finals[p], colour(p), 0.7, lo, hatch="//" if p.endswith("-50") else None)
             tick = label(p).replace(" (", "\n(")
@@ -392,7 +393,8 @@ def fig_protocols(matrix, results, fig_dir, fig_id, number, what):
             f"over its last {LAST_EPOCHS} epochs; whiskers: lowest to highest seed; dots: each seed; the number "
             "above: the mean. Under each protocol: its mean paired difference (same seed: same initial weights, "
             "batches and dropout) to BP-H, ± its standard error, in percentage points. The error axis starts near "
-            "the lowest value, not at 0. Hatched: 50% random connectivity of W and R (§3.1)."
+            "the lowest value, not at 0."
+            + (" Hatched: 50% random connectivity of W and R (§3.1)." if hatched else "")
             + (" Dashed: chance." if above else "") + not_drawn)
     return [_finish(fig, matrix, text, fig_dir / f"fig{number:02d}_protocols_{what}.png")]
 
