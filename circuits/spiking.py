@@ -49,7 +49,8 @@ mean currents are those of the plain circuit. Every neuron then has outgoing syn
 
 Calibration (``calibrate``): one open-loop Brian2 run of detector populations held at fixed drives measures
 the saturation rate r_sat (from ``PopulationRateMonitor``s) and the drive x₅₀ at which a population is half
-active; thresholds are shifted by x₅₀ so each population switches at θ_k itself.
+active; a population meant to switch at θ_k gets the threshold θ' = d_k θ_k − x₅₀ (``detector_threshold``), so
+that it is half active at θ_k itself (``switching_points`` measures where each population switches).
 
 Shutdown gate (``gate_simulate``; eq. 3, Fig. 15): per hidden unit, push-pull input populations x⁺, x⁻
 (rates r_in·max(±x, 0)) and δ⁺, δ⁻ (rates r_in·max(±δ, 0)/K, switched on at ``lead``); control step
@@ -95,6 +96,7 @@ __all__ = [
     "steps",
     "calibrate",
     "Calibration",
+    "detector_threshold",
     "transfer_curve",
     "build_network",
     "dale_violations",
@@ -105,6 +107,9 @@ __all__ = [
     "GateResult",
     "gate_simulate",
     "gate_agreement",
+    "SwitchingPoint",
+    "Switching",
+    "switching_points",
 ]
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
@@ -424,6 +429,18 @@ def calibrate(params: DetectorParams = DetectorParams(), *, n_x: int = 21, x_max
     return Calibration(r_sat=r_sat, x50=x50, x=tuple(x), f=tuple(f), target=target)
 
 
+def detector_threshold(theta, calibration: Calibration):
+    """The threshold θ' that makes a detector population half active where its drive X equals ``theta``.
+
+    ``theta`` and X are in the population's own sign (d·H for a δ detector, d·δ for a t detector, ±x for the
+    gate's u and v). The detector's input is ``gain (X - θ' + ξ)``, a function of X - θ' alone, and the
+    calibration ran the same population at θ' = 0 and found it half active at X = x₅₀. So a population
+    with threshold θ' is half active at X - θ' = x₅₀, i.e. at X = θ' + x₅₀, and θ' = θ - x₅₀ puts that
+    point at θ (``switching_points`` measures it).
+    """
+    return np.asarray(theta, dtype=np.float64) - calibration.x50
+
+
 # --------------------------------------------------------------------------------------------------
 # The output error circuit
 
@@ -488,7 +505,7 @@ def build_network(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, marg
     cur = _currents_group(n_c * N_CLASSES, params, name=f"{name}_currents")
     det.x_in = b2.linked_var(cur, "x", index=(circ * N_CLASSES + cls[det_k]).astype(np.int64))
     # calibrated threshold in the current's own sign: the population is half active at θ_k
-    det.theta = direction[det_k] * theta[det_k] + calibration.x50
+    det.theta = detector_threshold(direction[det_k] * theta[det_k], calibration)
     t_ref, offset = _ladders(n_c * 6, params)
     det.offset = offset
     det.t_ref_i = t_ref * b2.second
@@ -718,6 +735,23 @@ class GateResult:
     control_trace: np.ndarray | None = None
 
 
+def _gate_control(n_u, params: DetectorParams, cal: Calibration, *, x_band, name, linked: bool = True):
+    """The control step detectors of ``n_u`` gates, per unit u (fires for x > 1 - x_band) then v (fires for
+    x < -(1 - x_band)), ``params.N`` neurons each, with their calibrated threshold, offsets and refractory
+    periods. Their drive (u: max(x, 0), v: max(-x, 0)) is the linked current ``x_in`` that the caller links,
+    or, with ``linked=False``, the constant ``x_ff`` that the caller sets (``switching_points``); the
+    initial potentials are the caller's too."""
+    import brian2 as b2
+
+    det = _detector_group(n_u * 2 * params.N, params, name=name, linked=linked)
+    det.theta = detector_threshold(1.0 - x_band, cal)
+    det.x_ff = 0.0
+    t_ref, offset = _ladders(n_u * 2, params)
+    det.offset = offset
+    det.t_ref_i = t_ref * b2.second
+    return det
+
+
 def gate_simulate(x, delta, *, K: float, x_band: float = 0.05, g_inh: float = 20.0, lead: float = 50e-3,
                   settle: float = 25e-3, window: float = 100e-3, params: DetectorParams = DetectorParams(),
                   inputs: str = "regular", record: int = 0, record_dt: float = 1e-3, seed=0, target: str = "numpy",
@@ -770,15 +804,10 @@ def gate_simulate(x, delta, *, K: float, x_band: float = 0.05, g_inh: float = 20
         cur = _currents_group(n_u * C, params, name="gate_currents")
         x0 = np.stack([np.maximum(x, 0), np.maximum(-x, 0), np.zeros(n_u)], 1)
         cur.x = x0.ravel()  # x has been present before (Fig. 15 step 2)
-        det = _detector_group(n_u * 2 * N, params, name="gate_control")
+        det = _gate_control(n_u, params, cal, x_band=x_band, name="gate_control")
         unit = np.repeat(np.arange(n_u), 2 * N)
         kind = np.tile(np.repeat([0, 1], N), n_u)  # 0: u, 1: v
         det.x_in = b2.linked_var(cur, "x", index=(unit * C + kind).astype(np.int64))
-        det.theta = (1.0 - x_band) + cal.x50
-        det.x_ff = 0.0
-        t_ref, offset = _ladders(n_u * 2, params)
-        det.offset = offset
-        det.t_ref_i = t_ref * b2.second
         det.v = rng.uniform(0.0, 1.0, det.N)
         relay = b2.NeuronGroup(n_u * 2 * N_in, "v : 1\nz : 1 (linked)", threshold="v >= 1", reset="v -= 1",
                                namespace={"drain": g_inh * r_in * b2.Hz}, dt=params.dt * b2.second,
@@ -854,3 +883,158 @@ def gate_agreement(x, delta, *, K: float, atol: float | None = None, **kwargs) -
     sat = np.abs(x) >= 1
     return {"open": (int((~sat).sum()), int((ok & ~sat).sum())), "saturated": (int(sat.sum()), int((ok & sat).sum())),
             "max_error": float(err.max(initial=0.0))}
+
+
+# --------------------------------------------------------------------------------------------------
+# Switching points: where each detector population is half active
+
+
+DETECTOR_LABELS = ("δ:<−2M−S", "δ:<−M", "δ:>M", "δ:>2M+S", "t:<−μ−mε", "t:>1+mε")
+GATE_LABELS = ("u:>1−x_band", "v:<−(1−x_band)")
+
+
+@dataclass(frozen=True)
+class SwitchingPoint:
+    """One detector population held at fixed drives X around its breakpoint (``switching_points``).
+
+    ``circuit``: ``"output"`` or ``"gate"``; ``detector``: its label (``DETECTOR_LABELS``, ``GATE_LABELS``);
+    ``theta``: the breakpoint, in the variable that drives the population (H for the δ detectors, δ for the
+    t detectors, x for u and v); ``direction`` d: the population fires for d (X - θ) > 0; ``scale``: the
+    breakpoint's own scale (M for ±M, S for ±(2M+S), ε for the t detectors, x_band for u and v);
+    ``drive``, ``f``: the grid of X and the population's rate / r_sat there; ``x_half``: the drive at which f
+    reaches 1/2 coming from the silent side (linear interpolation between the two grid points around the
+    crossing, the rule of ``calibrate``; NaN if f does not cross 1/2 on the grid).
+    """
+
+    circuit: str
+    detector: str
+    theta: float
+    direction: int
+    scale: float
+    drive: tuple
+    f: tuple
+    x_half: float
+
+    @property
+    def distance(self) -> float:
+        """d (x_half - θ): how far past its breakpoint (> 0: away from the silent side) the population
+        switches, in units of X."""
+        return self.direction * (self.x_half - self.theta)
+
+    @property
+    def relative(self) -> float:
+        """``distance`` in units of the breakpoint's own scale."""
+        return self.distance / self.scale
+
+
+@dataclass(frozen=True)
+class Switching:
+    """``points``: every detector population of the output circuit (4 δ, 2 t) and of the gate (u, v), in
+    that order; ``calibration``: the calibration the thresholds were set from; ``spacing``: the drive grid's
+    step; ``duration``: the counting window (s) after ``transient``; ``params``, ``target``: as run."""
+
+    points: tuple
+    calibration: Calibration
+    spacing: float
+    duration: float
+    transient: float
+    params: DetectorParams
+    target: str
+
+
+def _half_point(X, f, d):
+    """The drive at which f reaches 1/2 from the silent side (d X increasing), as in ``calibrate``."""
+    order = np.argsort(d * X)
+    y, g = d * X[order], f[order]
+    above = np.flatnonzero(g >= 0.5)
+    if above.size == 0 or above[0] == 0:
+        return float("nan")
+    k = above[0]
+    return float(d * (y[k - 1] + (0.5 - g[k - 1]) * (y[k] - y[k - 1]) / (g[k] - g[k - 1])))
+
+
+def switching_points(params: DetectorParams = DetectorParams(), *, M: float, S: float = 1.0, mu: float, eps: float,
+                     margin: float = 0.5, x_band: float = 0.05, n_grid: int = 41, half_width: float | None = None,
+                     duration: float = 0.3, transient: float = 0.05, seed=0, target: str = "numpy",
+                     directory=None) -> Switching:
+    """Measure where every detector population of the circuits switches: its half-activation drive.
+
+    Each population is the one the circuits build, with the threshold they give it: the four δ and two t
+    detectors of ``build_network`` (open loop, constant inputs) and the u, v control detectors of the gate.
+    Each is held at ``n_grid`` fixed drives X = θ + Δ, Δ evenly spaced in [-half_width, half_width] (default:
+    the calibration's range of x, or 4 |x₅₀| if larger), one copy of the population per drive: the δ
+    detectors through H (``x_ff = d H``), the t detectors through a fixed δ (``x_ff = d δ``; open loop, their
+    synaptic input stays 0), u and v through x (``x_ff = ±x``). Its rate is its spike count over ``duration``
+    after ``transient``, divided by N and r_sat. One Brian2 run on ``target``, after the (cached) calibration;
+    ``seed`` as in the module docstring. Returns a ``Switching``; ``SwitchingPoint.distance`` is 0 for a
+    population that switches exactly at its breakpoint.
+    """
+    check_params(M=M, S=S, mu=mu, eps=eps, margin=margin)
+    import brian2 as b2
+
+    params.check()
+    _check_choice("target", target, TARGETS)
+    _check_seed(seed)
+    if int(n_grid) != n_grid or n_grid < 3:
+        raise ValueError(f"n_grid must be an integer ≥ 3 (drives per population), got {n_grid}.")
+    if not 0 < x_band < 0.5:
+        raise ValueError(f"x_band must be in (0, 0.5), got {x_band}.")
+    if not (duration > 0 and transient >= 0):
+        raise ValueError(f"need duration > 0 and transient ≥ 0 (seconds); got {duration}, {transient}.")
+    if half_width is not None and not half_width > 0:
+        raise ValueError(f"half_width must be positive (units of the drive), got {half_width}.")
+    cal = calibrate(params, target=target, directory=None if directory is None else os.path.join(directory, "calib"))
+    hw = float(half_width) if half_width is not None else max(float(np.max(np.abs(cal.x))), 4 * abs(cal.x50))
+    grid = np.linspace(-hw, hw, int(n_grid))
+    n, N = grid.size, params.N
+    dets = _delta_steps(M=M, S=S, mu=mu, eps=eps) + _t_steps(mu=mu, eps=eps, margin=margin)
+    theta = np.array([d[0] for d in dets])
+    direction = np.array([d[1] for d in dets])
+    scales = (S, M, M, S, eps, eps)
+    # circuits 0..4n-1: δ detector k at H = θ_k + Δ; circuits 4n..6n-1: t detector at δ = θ + Δ (H = 0)
+    H = np.concatenate([theta[k] + grid for k in range(4)] + [np.zeros(2 * n)])
+    dt_drive = np.concatenate([np.zeros(4 * n), theta[4] + grid, theta[5] + grid])
+    # gate units 0..n-1: u at x = 1 - x_band + Δ; units n..2n-1: v at x = -(1 - x_band) + Δ
+    xg = np.concatenate([(1.0 - x_band) + grid, -(1.0 - x_band) + grid])
+    rng = np.random.default_rng(seed)
+
+    def make():
+        net, layout = build_network(H, np.zeros(H.size), M=M, S=S, mu=mu, eps=eps, margin=margin, params=params,
+                                    calibration=cal, inputs="constant", seed=seed, open_loop=True, name="swp")
+        det = net["swp_detectors"]
+        k, c = layout["detector"], layout["circuit"]
+        det.x_ff = direction[k] * np.where(k < 4, H[c], dt_drive[c])
+        gate = _gate_control(xg.size, params, cal, x_band=x_band, name="swp_gate_control", linked=False)
+        sign = np.tile(np.repeat([1.0, -1.0], N), xg.size)  # u reads x, v reads -x
+        gate.x_ff = sign * np.repeat(xg, 2 * N)
+        gate.v = rng.uniform(0.0, 1.0, gate.N)
+        mons = [b2.SpikeMonitor(det, name="swp_detector_spikes"), b2.SpikeMonitor(gate, name="swp_gate_spikes")]
+        net.add(gate, *mons)
+
+        def collect():
+            out = []
+            for m, size in zip(mons, (det.N, gate.N)):
+                keep = np.asarray(m.t / b2.second) >= transient
+                counts = np.bincount(np.asarray(m.i)[keep], minlength=size)
+                out.append(counts.reshape(-1, N).sum(1) / (N * duration * cal.r_sat))
+            return out
+
+        return net, collect
+
+    f_det, f_gate = _execute(make, transient + duration, target=target, seed=seed, directory=directory, name="swp")
+    f_det = f_det.reshape(6 * n, 6)  # (circuit, detector)
+    f_gate = f_gate.reshape(2 * n, 2)  # (unit, u/v)
+    points = []
+    for k in range(6):
+        rows = np.arange(n) + k * n
+        X = H[rows] if k < 4 else dt_drive[rows]
+        f = f_det[rows, k]
+        points.append(SwitchingPoint("output", DETECTOR_LABELS[k], float(theta[k]), int(direction[k]),
+                                     float(scales[k]), tuple(X), tuple(f), _half_point(X, f, direction[k])))
+    for j, d in enumerate((1, -1)):
+        rows = np.arange(n) + j * n
+        X, f = xg[rows], f_gate[rows, j]
+        points.append(SwitchingPoint("gate", GATE_LABELS[j], float(d * (1.0 - x_band)), d, float(x_band),
+                                     tuple(X), tuple(f), _half_point(X, f, d)))
+    return Switching(points=tuple(points), calibration=cal, spacing=float(grid[1] - grid[0]), duration=float(duration),
+                     transient=float(transient), params=params, target=target)

@@ -201,6 +201,19 @@ BREAKS = {
         "circuits/spiking.py", "for q, v in enumerate((M, -M, 2 * M, -2 * M)):",
         "for q, v in enumerate((M, M, 2 * M, -2 * M)):",
         "tests/test_spiking.py::test_closed_loop_update_regimes_agree_and_correct_regimes_drive_t[regular-False]"),
+    # switching points of the spiking detectors: the calibrated shift has the sign that puts θ at half activation
+    "spiking-threshold-sign": (
+        "circuits/spiking.py", "    return np.asarray(theta, dtype=np.float64) - calibration.x50",
+        "    return np.asarray(theta, dtype=np.float64) + calibration.x50",
+        "tests/test_switching.py::test_every_detector_population_is_half_active_at_its_breakpoint[numpy]"),
+    "spiking-circuit-threshold-sign": (
+        "circuits/spiking.py",
+        "det.theta = detector_threshold(direction[det_k] * theta[det_k], calibration)",
+        "det.theta = direction[det_k] * theta[det_k] + calibration.x50",
+        "tests/test_switching.py::test_every_detector_population_is_half_active_at_its_breakpoint[numpy]"),
+    "spiking-gate-threshold-sign": (
+        "circuits/spiking.py", "det.theta = detector_threshold(1.0 - x_band, cal)", "det.theta = (1.0 - x_band) + cal.x50",
+        "tests/test_switching.py::test_every_detector_population_is_half_active_at_its_breakpoint[numpy]"),
     # the fast step (docs/training.md, Speed): each faster piece against its definition
     "satlin-in-place-without-clip": (
         "models/feedback.py", "x = h.mul_(slope).clamp_(-1.0, 1.0)", "x = h.mul_(slope)",
