@@ -5,8 +5,9 @@ mistake there, run the one test that should catch it, print the first lines of i
 copy. A breakage that its test does not notice is reported as ``NOT CAUGHT`` and the script exits 1.
 
     python tests/break_it.py                 # every breakage (about a minute)
-    python tests/break_it.py kp-decay-sign   # one of them
-    python tests/break_it.py --list
+    python tests/break_it.py kp-decay-sign fast-gate-removed   # some of them, by name
+    python tests/break_it.py --list          # the names
+    python tests/break_it.py --help
 
 Not collected by pytest (the name does not start with ``test_``); run it after changing a property's test.
 """
@@ -204,6 +205,36 @@ BREAKS = {
         "        if self.mask_W is not None:\n            g.mul_(self.mask_W)\n"
         "        if self.rule is not None and self.rule.learn_R:\n            gR = g if",
         "tests/test_fast_step.py::test_dense_steps_equal_the_previous_implementation_bit_for_bit[0.5-urfb]"),
+    # the Brian2 learning network over time: blocks, epochs, η per example, the output circuit's settings
+    "brian2-block-reads-examples-from-time-0": (
+        "circuits/learning_network.py", 'namespace={"t_start": self.network.t}', 'namespace={"t_start": 0 * b2.second}',
+        "tests/test_learning_network_time.py::test_blocks_epochs_and_a_decaying_eta_equal_the_engine_after_every_example"),
+    "brian2-block-returns-the-first-blocks-records": (
+        "circuits/learning_network.py", "first = self.runs * self.n_examples", "first = 0",
+        "tests/test_learning_network_time.py::test_blocks_epochs_and_a_decaying_eta_equal_the_engine_after_every_example"),
+    "brian2-eta-one-value-per-time-step": (
+        "circuits/learning_network.py", "self.eta = b2.TimedArray(np.zeros(self.n_examples), dt=T,",
+        "self.eta = b2.TimedArray(np.zeros(self.n_examples), dt=dt,",
+        "tests/test_learning_network_time.py::test_blocks_epochs_and_a_decaying_eta_equal_the_engine_after_every_example"),
+    "brian2-eta-read-at-the-block-start": (
+        "circuits/learning_network.py", "eta_of(t - t_start)", "eta_of(t_start)",
+        "tests/test_learning_network_time.py::test_blocks_epochs_and_a_decaying_eta_equal_the_engine_after_every_example"),
+    "brian2-standalone-rerun-keeps-the-built-eta": (
+        "circuits/learning_network.py", "args = {self.stim: x, self.sup: s, self.eta: eta}",
+        "args = {self.stim: x, self.sup: s}",
+        "tests/test_learning_network_time.py::test_cpp_standalone_blocks_equal_the_engine_after_every_example"),
+    "brian2-standalone-rerun-from-the-initial-weights": (
+        "circuits/learning_network.py", "            if before is not None:\n", "            if False:\n",
+        "tests/test_learning_network_time.py::test_cpp_standalone_blocks_equal_the_engine_after_every_example"),
+    "brian2-simultaneous-circuit-run-sequentially": (
+        "circuits/learning_network.py", 'ctl_order = 3 if order == "sequential" else 1', "ctl_order = 3",
+        "tests/test_learning_network_time.py::test_output_circuit_settings_are_the_engines"),
+    "brian2-circuit-S-is-1": (
+        "circuits/learning_network.py", '"S": float(S)', '"S": 1.0',
+        "tests/test_learning_network_time.py::test_output_circuit_settings_are_the_engines"),
+    "brian2-eta-of-any-length": (
+        "circuits/learning_network.py", "if eta.shape not in ((), (self.n_examples,)) or not", "if not",
+        "tests/test_learning_network_time.py::test_bad_inputs_are_refused_before_anything_runs"),
 }
 
 
@@ -230,6 +261,9 @@ def run(name: str, python: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    if "--help" in argv or "-h" in argv:
+        print(__doc__.strip())
+        return 0
     if "--list" in argv:
         print("\n".join(BREAKS))
         return 0
