@@ -399,7 +399,11 @@ class LearningNetwork:
         b2 = self.b2
         x = np.ascontiguousarray(x, dtype=np.float64)
         s = np.ascontiguousarray(s, dtype=np.float64)
-        eta = np.ascontiguousarray(np.broadcast_to(np.asarray(eta, dtype=np.float64), (self.n_examples,)))
+        eta = np.asarray(eta, dtype=np.float64)
+        if eta.shape not in ((), (self.n_examples,)) or not (np.isfinite(eta).all() and (eta >= 0).all()):
+            raise ValueError(f"eta must be one learning rate or one per example ({self.n_examples}), each ≥ 0 and "
+                             f"finite; got shape {eta.shape}, smallest {eta.min(initial=np.inf):g}")
+        eta = np.ascontiguousarray(np.broadcast_to(eta, (self.n_examples,)))
         n_out = self.layers[-1]["units"]
         if x.shape != (self.n_examples, self.n_in) or s.shape != (self.n_examples, n_out):
             raise ValueError(f"x must be ({self.n_examples}, {self.n_in}) and s ({self.n_examples}, {n_out}); got "

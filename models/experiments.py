@@ -364,15 +364,15 @@ def _record_provenance(run_dir: Path, code: dict, epochs: int) -> None:
 
 
 def load_results(runs, root) -> dict:
-    """``{run.key: {"run": run, "config": dict, "metrics": [rows]}}`` for every finished run (an interrupted
-    run would mix shorter curves into the means over seeds)."""
+    """``{run.key: {"run": run, "config": dict, "metrics": [rows]}}`` for every finished run (``run_state``
+    ``done``: an interrupted run would mix shorter curves into the means over seeds). Raises
+    :class:`MatrixError`, as ``run_state`` does, where a run directory holds a run with other settings: its
+    curves are never drawn as this matrix's."""
     out = {}
     for r in runs:
-        d = r.path(root)
-        if (d / "metrics.jsonl").exists():
-            rows = read_metrics(d)
-            if len(rows) >= r.config.epochs:
-                out[r.key] = {"run": r, "metrics": rows, "config": json.loads((d / "config.json").read_text())}
+        if run_state(r, root)[0] == "done":
+            d = r.path(root)
+            out[r.key] = {"run": r, "metrics": read_metrics(d), "config": json.loads((d / "config.json").read_text())}
     return out
 
 

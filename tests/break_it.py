@@ -5,8 +5,9 @@ mistake there, run the one test that should catch it, print the first lines of i
 copy. A breakage that its test does not notice is reported as ``NOT CAUGHT`` and the script exits 1.
 
     python tests/break_it.py                 # every breakage (about a minute)
-    python tests/break_it.py kp-decay-sign   # one of them
-    python tests/break_it.py --list
+    python tests/break_it.py kp-decay-sign fast-gate-removed   # some of them, by name
+    python tests/break_it.py --list          # the names
+    python tests/break_it.py --help
 
 Not collected by pytest (the name does not start with ``test_``); run it after changing a property's test.
 """
@@ -241,6 +242,130 @@ BREAKS = {
         "        if self.mask_W is not None:\n            g.mul_(self.mask_W)\n"
         "        if self.rule is not None and self.rule.learn_R:\n            gR = g if",
         "tests/test_fast_step.py::test_dense_steps_equal_the_previous_implementation_bit_for_bit[0.5-urfb]"),
+    # the Brian2 learning network over time: blocks, epochs, η per example, the output circuit's settings
+    "brian2-block-reads-examples-from-time-0": (
+        "circuits/learning_network.py", 'namespace={"t_start": self.network.t}', 'namespace={"t_start": 0 * b2.second}',
+        "tests/test_learning_network_time.py::test_blocks_epochs_and_a_decaying_eta_equal_the_engine_after_every_example"),
+    "brian2-block-returns-the-first-blocks-records": (
+        "circuits/learning_network.py", "first = self.runs * self.n_examples", "first = 0",
+        "tests/test_learning_network_time.py::test_blocks_epochs_and_a_decaying_eta_equal_the_engine_after_every_example"),
+    "brian2-eta-one-value-per-time-step": (
+        "circuits/learning_network.py", "self.eta = b2.TimedArray(np.zeros(self.n_examples), dt=T,",
+        "self.eta = b2.TimedArray(np.zeros(self.n_examples), dt=dt,",
+        "tests/test_learning_network_time.py::test_blocks_epochs_and_a_decaying_eta_equal_the_engine_after_every_example"),
+    "brian2-eta-read-at-the-block-start": (
+        "circuits/learning_network.py", "eta_of(t - t_start)", "eta_of(t_start)",
+        "tests/test_learning_network_time.py::test_blocks_epochs_and_a_decaying_eta_equal_the_engine_after_every_example"),
+    "brian2-standalone-rerun-keeps-the-built-eta": (
+        "circuits/learning_network.py", "args = {self.stim: x, self.sup: s, self.eta: eta}",
+        "args = {self.stim: x, self.sup: s}",
+        "tests/test_learning_network_time.py::test_cpp_standalone_blocks_equal_the_engine_after_every_example"),
+    "brian2-standalone-rerun-from-the-initial-weights": (
+        "circuits/learning_network.py", "            if before is not None:\n", "            if False:\n",
+        "tests/test_learning_network_time.py::test_cpp_standalone_blocks_equal_the_engine_after_every_example"),
+    "brian2-simultaneous-circuit-run-sequentially": (
+        "circuits/learning_network.py", 'ctl_order = 3 if order == "sequential" else 1', "ctl_order = 3",
+        "tests/test_learning_network_time.py::test_output_circuit_settings_are_the_engines"),
+    "brian2-circuit-S-is-1": (
+        "circuits/learning_network.py", '"S": float(S)', '"S": 1.0',
+        "tests/test_learning_network_time.py::test_output_circuit_settings_are_the_engines"),
+    "brian2-eta-of-any-length": (
+        "circuits/learning_network.py", "if eta.shape not in ((), (self.n_examples,)) or not", "if not",
+        "tests/test_learning_network_time.py::test_bad_inputs_are_refused_before_anything_runs"),
+    # the batch order (models/train.py): a permutation per (seed, epoch), used as such by train()
+    "epoch-order-same-every-epoch": (
+        "models/train.py", "manual_seed(seed * 1_000_003 + epoch)", "manual_seed(seed)",
+        "tests/test_batch_order.py::test_epoch_order_is_a_permutation_of_seed_and_epoch"),
+    "epoch-order-seed-plus-epoch": (
+        "models/train.py", "manual_seed(seed * 1_000_003 + epoch)", "manual_seed(seed + epoch)",
+        "tests/test_batch_order.py::test_epoch_order_is_a_permutation_of_seed_and_epoch"),
+    "epoch-order-from-the-global-stream": (
+        "models/train.py", "torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))",
+        "torch.randperm(n)",
+        "tests/test_batch_order.py::test_epoch_order_is_a_permutation_of_seed_and_epoch"),
+    "train-drops-the-short-last-batch": (
+        "models/train.py", "batches = range(0, n, config.batch_size)",
+        "batches = range(0, n - config.batch_size + 1, config.batch_size)",
+        "tests/test_batch_order.py::test_train_presents_each_epoch_in_its_order_every_example_once"),
+    "train-resumed-epochs-repeat-early-orders": (
+        "models/train.py", "order = epoch_order(n, config.seed, epoch)", "order = epoch_order(n, config.seed, epoch - start)",
+        "tests/test_batch_order.py::test_train_presents_each_epoch_in_its_order_every_example_once"),
+    # run states (models/experiments.py): finished means every epoch asked; other settings are refused
+    "run-state-one-epoch-short-is-done": (
+        "models/experiments.py", '"done" if done >= run.config.epochs else', '"done" if done >= run.config.epochs - 1 else',
+        "tests/test_run_state.py::test_a_run_one_epoch_short_is_partial_not_loaded_and_resumes_to_done"),
+    "load-results-takes-partial-runs": (
+        "models/experiments.py", 'if run_state(r, root)[0] == "done":', 'if run_state(r, root)[0] != "new":',
+        "tests/test_run_state.py::test_a_run_one_epoch_short_is_partial_not_loaded_and_resumes_to_done"),
+    "load-results-mixes-in-other-settings": (
+        "models/experiments.py", 'if run_state(r, root)[0] == "done":',
+        'if len(read_metrics(r.path(root))) >= r.config.epochs:',
+        "tests/test_run_state.py::test_a_run_directory_of_other_settings_is_refused_by_run_state_and_load_results"
+        "[lr-0.05]"),
+    "run-identity-ignores-circuit-settings": (
+        "models/experiments.py", '_NOT_IDENTITY = {"data", "data_dir", "device", "epochs", "eval_batch_size"}',
+        '_NOT_IDENTITY = {"data", "data_dir", "device", "epochs", "eval_batch_size", "circuit"}',
+        "tests/test_run_state.py::test_a_run_directory_of_other_settings_is_refused_by_run_state_and_load_results"
+        "[circuit.M-20.0]"),
+    "run-identity-holds-the-device-against-a-run": (
+        "models/experiments.py", '_NOT_IDENTITY = {"data", "data_dir", "device", "epochs", "eval_batch_size"}',
+        '_NOT_IDENTITY = {"data", "data_dir", "epochs", "eval_batch_size"}',
+        "tests/test_run_state.py::test_where_and_how_long_a_run_computes_does_not_make_it_another_run"),
+    # the transfer tables (circuits/transfer.py) against the spec with S != 1
+    "sigma-out-table-S-is-1": (
+        "circuits/transfer.py", '("2*M + S", False)', '("2*M + 1.0", False)',
+        "tests/test_transfer_tables.py::test_brian2_expressions_are_the_spec_with_S_not_1"),
+    # the spiking circuits' seeds (circuits/spiking.py): the seed alone decides, the caller's state is kept
+    "spiking-gate-phases-unseeded": (
+        "circuits/spiking.py", "    duration = t_settle + window\n    rng = np.random.default_rng(seed)",
+        "    duration = t_settle + window\n    rng = np.random.default_rng()",
+        "tests/test_spiking_seeds.py::test_same_seed_same_spikes_other_seed_other_spikes_callers_state_untouched[gate-regular]"),
+    "spiking-calibration-unseeded": (
+        "circuits/spiking.py", "    N = params.N\n    rng = np.random.default_rng(seed)",
+        "    N = params.N\n    rng = np.random.default_rng()",
+        "tests/test_spiking_seeds.py::test_same_seed_same_spikes_other_seed_other_spikes_callers_state_untouched[calibrate]"),
+    "spiking-network-ignores-its-seed": (
+        "circuits/spiking.py", "    rng = np.random.default_rng(seed)\n    ff = h + 2 * M * s",
+        "    rng = np.random.default_rng(0)\n    ff = h + 2 * M * s",
+        "tests/test_spiking_seeds.py::test_build_network_draws_its_initial_state_from_its_seed"),
+    "spiking-run-draws-from-the-callers-stream": (
+        "circuits/spiking.py",
+        "        if seed is not None:\n            b2.seed(int(seed))\n        net.run(duration * b2.second, namespace={})\n"
+        "        return collect()", "        net.run(duration * b2.second, namespace={})\n        return collect()",
+        "tests/test_spiking_seeds.py::test_same_seed_same_spikes_other_seed_other_spikes_callers_state_untouched[trajectory-poisson]"),
+    "spiking-seed-restores-numpy-state-only": (
+        "circuits/spiking.py", "            get_device().set_random_state(state)\n",
+        "            np.random.set_state(state['numpy_state'])\n",
+        "tests/test_spiking_seeds.py::test_same_seed_same_spikes_other_seed_other_spikes_callers_state_untouched[trajectory-constant]"),
+    "spiking-standalone-not-seeded": (
+        "circuits/spiking.py",
+        "            if seed is not None:\n                b2.seed(int(seed))\n            net.run(duration * b2.second, "
+        "namespace={})\n            b2.device.build", "            net.run(duration * b2.second, namespace={})\n"
+        "            b2.device.build",
+        "tests/test_spiking_seeds.py::test_cpp_standalone_same_seed_same_spikes_other_seed_other_spikes"),
+    # the push-pull input populations (circuits/spiking.py): each codes its own sign
+    "spiking-input-h-plus-sign": (
+        "circuits/spiking.py", "for q, v in enumerate((M, -M, 2 * M, -2 * M)):",
+        "for q, v in enumerate((-M, -M, 2 * M, -2 * M)):",
+        "tests/test_spiking_seeds.py::test_each_push_pull_population_codes_its_sign"),
+    "spiking-input-h-minus-sign-open-loop": (
+        "circuits/spiking.py", "for q, v in enumerate((M, -M, 2 * M, -2 * M)):",
+        "for q, v in enumerate((M, M, 2 * M, -2 * M)):",
+        "tests/test_spiking_seeds.py::test_each_push_pull_population_codes_its_sign"),
+    "spiking-input-s-plus-sign": (
+        "circuits/spiking.py", "for q, v in enumerate((M, -M, 2 * M, -2 * M)):",
+        "for q, v in enumerate((M, -M, -2 * M, -2 * M)):",
+        "tests/test_spiking_seeds.py::test_each_push_pull_population_codes_its_sign"),
+    "spiking-input-s-minus-sign": (
+        "circuits/spiking.py", "for q, v in enumerate((M, -M, 2 * M, -2 * M)):",
+        "for q, v in enumerate((M, -M, 2 * M, 2 * M)):",
+        "tests/test_spiking_seeds.py::test_each_push_pull_population_codes_its_sign"),
+    "spiking-input-h-minus-fires-for-positive-h": (
+        "circuits/spiking.py", "r_in * np.maximum(-h, 0) / M,", "r_in * np.abs(h) / M,",
+        "tests/test_spiking_seeds.py::test_each_push_pull_population_codes_its_sign"),
+    "spiking-gate-agreement-saturated-is-beyond-1": (
+        "circuits/spiking.py", "    sat = np.abs(x) >= 1\n", "    sat = np.abs(x) > 1\n",
+        "tests/test_spiking_seeds.py::test_gate_agreement_counts_open_and_saturated_units_against_eq3"),
 }
 
 
@@ -267,6 +392,9 @@ def run(name: str, python: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    if "--help" in argv or "-h" in argv:
+        print(__doc__.strip())
+        return 0
     if "--list" in argv:
         print("\n".join(BREAKS))
         return 0
