@@ -29,7 +29,8 @@ once the random refractory periods have dephased it); at the last step of every 
 those measurements (what earlier phases wrote) and set the drives, in this order within the step:
 ``end`` of the previous step: latch, then the Hebbian updates of an update phase; ``groups``: the summed inputs
 of the layers (W v, R v; Brian2 runs a summed variable at its target's order - 1: order 1), the layers'
-operations (3), the summed inputs of the shutdown units and detectors (4), their operations (6), the neurons (7). Values (v = the measured value of each unit):
+operations (3), the summed inputs of the shutdown units and detectors (4), their operations (6), the neurons (7).
+Values (v = the measured value of each unit):
 
 - present: input X = x_0 (TimedArray), every other drive 0 (silent), s latched (TimedArray), t̂ = 0;
 - forward l: X = a·(W v_{l-1}) (hidden, scale 1), or X = h/h_scale at the output (scale ``h_scale``, between S
@@ -95,10 +96,12 @@ class SpikingLearningNetwork(LearningNetwork):
     Plain data and circuit parameters as ``LearningNetwork`` (readout ``veto``, order ``sequential``), plus:
         N: neurons per population (per sign for a unit). phase: duration of one phase (s). settle: the start of
         each phase whose spikes are not counted (the populations' onset transient). params: the neuron
-        (``spiking.DetectorParams``, default ``PARAMS``; its N and N_in are not used). calibration: ``spiking.calibrate``'s result
+        (``spiking.DetectorParams``, default ``PARAMS``; its N and N_in are not used). calibration:
+        ``spiking.calibrate``'s result
         for these neurons (measured here with spread 0 if None). delta_scale: D, the value carried at full
         rate by a population holding δ. h_scale: the h_L carried at full rate by an output population (h_L
-        beyond it saturates; S < h_scale ≤ M keeps every regime of eq. 6 for |h_L| < M). x_band: the shutdown units fire for |x| > 1 - x_band. zero_level: |δ̂|
+        beyond it saturates; S < h_scale ≤ M keeps every regime of eq. 6 for |h_L| < M). x_band: the shutdown
+        units fire for |x| > 1 - x_band. zero_level: |δ̂|
         below it is read as 0 by the veto. seed: initial potentials and Brian2's generator.
         record_phases: monitor every unit's measured value (and h, fb, the circuit's δ̂, t̂) at every phase.
         record_spikes: a SpikeMonitor per neuron group.
@@ -108,7 +111,8 @@ class SpikingLearningNetwork(LearningNetwork):
                  mu: float, eps: float, K: float, margin: float = 0.5, cycles: int | None = None,
                  order: str = "sequential", readout: str = "veto", N: int = 30, phase: float = 40e-3,
                  params: spiking.DetectorParams = None, calibration=None,
-                 settle: float = 10e-3, delta_scale: float = 2.0, h_scale: float = 4.0, x_band: float = 0.05, zero_level: float = 0.05, seed: int = 0,
+                 settle: float = 10e-3, delta_scale: float = 2.0, h_scale: float = 4.0, x_band: float = 0.05,
+                 zero_level: float = 0.05, seed: int = 0,
                  record_weights: bool = True, record_phases: bool = False, record_spikes: bool = False,
                  name: str = "sn", directory: str | None = None):
         # ---- every check before any Brian2 object exists
@@ -354,7 +358,8 @@ class SpikingLearningNetwork(LearningNetwork):
                              (window, f"clip(seen0 + int(abs(I_d) < {zero_level!r}), 0, 1)")]),
             choose("X", [(at("present", None), "0.0"), (at("forward", out_idx), f"h / {h_scale!r}"),
                          (after, f"dhat * (1 - seen0) / {D!r}")]),
-            choose("scale", [(at("present", None), "1.0"), (at("forward", out_idx), f"{h_scale!r}"), (after, f"{D!r}")]),
+            choose("scale", [(at("present", None), "1.0"), (at("forward", out_idx), f"{h_scale!r}"),
+                             (after, f"{D!r}")]),
         ]), f"{out.name}_update")
 
         self.monitors, mons = {}, []

@@ -116,8 +116,7 @@ def compare(ln_act, rate_slots, rec, phase_list, n, plain):
     for k, (kind, layer, c) in enumerate(rate_slots):
         slot_of[(kind.replace("error", "error-delta"), layer, c)] = k
         slot_of[("error-t", layer, c)] = k
-    out_idx = len(plain["layers"]) - 1
-    after_readout = [kd for kd, ly, _ in phase_list].index("error-t") + 2 * max(c for _, _, c in rate_slots) - 1
+    last_t = max(k for k, ph in enumerate(phase_list) if ph[0] == "error-t")  # δ_L is carried from the next phase
     pairs = {}
 
     def add(q, a, b):
@@ -144,7 +143,7 @@ def compare(ln_act, rate_slots, rec, phase_list, n, plain):
                 elif gi == len(names) - 1:
                     if pp == forward:
                         add("h_L (output)", sv, rv)
-                    elif pp > after_readout:
+                    elif pp > last_t:
                         add("δ_L (output)", sv, rv)
                 else:
                     lab = gname
@@ -184,7 +183,7 @@ def agree():
         m = b2.StateMonitor(g, "h", record=True, when="end", name=f"{g.name}_h_activity")
         ln.network.add(m)
         ln.monitors_h[L["name"]] = m
-    ln.run(x, s, 0.0)
+    rr = ln.run(x, s, 0.0)
     act = ln.activity()
     act.update({(k, "h"): np.asarray(m.h) for k, m in ln.monitors_h.items()})
     rows = []
@@ -198,8 +197,7 @@ def agree():
             res = sn.run(x, s, 0.0)
             sec = time.perf_counter() - t0
             q = compare(act, ln.slots, sn.phase_record(), sn.phases, n, plain)
-            same = float(np.mean(res["output"].argmax(1) == ln.monitors["output"].y[:, 1:].T.argmax(1)
-                                 if n > 1 else 1.0))
+            same = float(np.mean(res["output"].argmax(1) == rr["output"].argmax(1)))
             row = {"N": N, "phase": ph, "window": ph - args.settle, "seconds": sec, "seconds_per_example": sec / n,
                    "neurons": int(sum(g.N for g in sn.neuron_groups.values())), "quantities": q,
                    "argmax_equal": same}
@@ -357,7 +355,6 @@ def raster():
                              gridspec_kw={"width_ratios": [3, 1]})
     names = [f"{kd} {plain['layers'][ly]['name'] if ly is not None else ''}".strip() +
              (f" c{c}" if kd.startswith("error") else "") for kd, ly, c in sn.phases]
-    rate_key = {"sn_input": "input"}
     for ax, ax2, gname in zip(axes[:, 0], axes[:, 1], groups):
         i, t = spikes[gname]
         ng = sn.neuron_groups[gname]
@@ -377,8 +374,6 @@ def raster():
             ax2.imshow(v, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
                        extent=[-0.5, v.shape[1] - 0.5, v.shape[0] - 0.5, -0.5])
         ax2.set_yticks([])
-        del rate_key
-        rate_key = None
     axes[-1, 0].set_xticks([1000 * (p_ + 0.5) * T for p_ in range(len(sn.phases))])
     axes[-1, 0].set_xticklabels(names, rotation=50, ha="right", fontsize=7)
     axes[-1, 0].set_xlabel("time (ms); one phase per slot (error cycles: a δ and a t phase)")
