@@ -17,19 +17,21 @@ period drawn anew at every spike, gain, I_max, dt) with its own threshold θ_n a
 ≈ r_sat (measured by ``spiking.calibrate``) when its drive is past θ_n and is silent otherwise. Coding, ON/OFF
 (push-pull): a unit of layer l has N neurons with s_n = +1 (ON) and N with s_n = -1 (OFF), thresholds on the
 ladder θ_n = (j + ½)/N - x₅₀ (j = 0..N-1, the calibrated half-activation point x₅₀ subtracted); its value is
-``scale · (count_ON - count_OFF) / (N r_sat T)``. With X = a·h the ON fraction is clip(a h, 0, 1) and the OFF
+``scale · (count_ON - count_OFF) / (N r_c T)`` (r_c = ``count_rate``, T the counting window). With X = a·h the ON fraction is clip(a h, 0, 1) and the OFF
 fraction clip(-a h, 0, 1): the saturated-linear σ(h) = clip(a h, -1, 1) is the population's response, resolved
 to 1/N, not a formula. Step populations (the shutdown units u, v; the detectors of σ_out and σ_ctl) have all
 thresholds at the step, spread by ``params.spread``·Φ⁻¹((j + ½)/N) as in ``circuits.spiking``.
 
-Phases. Every group counts its neurons' spikes after the first ``settle`` seconds of each phase (a population
-switched on fires its first spikes in synchrony, one more per neuron than its rate predicts; the count starts
-once the random refractory periods have dephased it); at the last step of every phase each row latches its value
+Phases. Every neuron starts each phase at rest (a top-down reset with the slot clock), and every group counts its
+neurons' spikes after the first ``settle`` seconds of the phase (the population's onset is synchronous; the
+random refractory periods dephase it). A count is normalised by ``count_rate``: the rate that such a count reads
+at full drive, measured by a Brian2 run of the same neurons. At the last step of every phase each row latches its value
 (the measurement of that phase) and the count restarts. At the first step of phase p the operations of p read
 those measurements (what earlier phases wrote) and set the drives, in this order within the step:
 ``end`` of the previous step: latch, then the Hebbian updates of an update phase; ``groups``: the summed inputs
 of the layers (W v, R v; Brian2 runs a summed variable at its target's order - 1: order 1), the layers'
-operations (3), the summed inputs of the shutdown units and detectors (4), their operations (6), the neurons (7).
+operations (3), the summed inputs of the shutdown units and detectors (4), their operations (6), the phase reset
+of every neuron (7: v = 0, not refractory, at the first step of each phase), the neurons (8).
 Values (v = the measured value of each unit):
 
 - present: input X = x_0 (TimedArray), every other drive 0 (silent), s latched (TimedArray), t̂ = 0;
@@ -55,6 +57,7 @@ Brian2's generator (the refractory draws) before the first run.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -66,8 +69,7 @@ from circuits.params import check_params
 __all__ = ["phase_table", "SpikingLearningNetwork", "NEURON_EQS", "PARAMS"]
 
 # circuits.spiking's neuron with refractory periods drawn in t_ref·(1 ± 0.9): a population switched on fires in
-# synchrony once, then dephases within about two spikes (± 0.25 takes ten), so a count after `settle` reads
-# the stationary rate r_sat that the calibration measures
+# synchrony once, then dephases within about two spikes (± 0.25 takes ten)
 PARAMS = spiking.DetectorParams(t_ref_spread=0.9)
 
 NEURON_EQS = """
@@ -79,6 +81,41 @@ sgn : 1 (constant)
 X : 1 (linked)
 Z : 1 (linked)
 """
+
+
+@functools.lru_cache(maxsize=32)
+def count_rate(params: spiking.DetectorParams, phase: float, settle: float, *, n: int = 2000, seed: int = 0) -> float:
+    """The rate (Hz) that a phase's count reads at full drive: spikes per neuron counted in [settle, phase) by
+    ``n`` neurons of ``NEURON_EQS`` reset at the phase's start (v = 0, not refractory), divided by the window.
+    One Brian2 run on the runtime device (numpy); Brian2's random state is restored afterwards."""
+    import brian2 as b2
+    from brian2.devices.device import get_device, reset_device
+
+    b2.set_device("runtime")
+    old_target = b2.prefs.codegen.target
+    b2.prefs.codegen.target = "numpy"
+    state = get_device().get_random_state()
+    try:
+        ns = {"tau_m": params.tau_m * b2.second, "gain": params.gain, "I_max": params.I_max,
+              "t_ref": params.t_ref * b2.second, "t_ref_spread": params.t_ref_spread}
+        g = b2.NeuronGroup(n, NEURON_EQS.replace("(linked)", "(constant)"), threshold="v > 1",
+                           reset="v = 0\nt_ref_i = t_ref * (1 + t_ref_spread * (2 * rand() - 1))",
+                           refractory="t_ref_i", method="euler", namespace=ns, dt=params.dt * b2.second,
+                           name="count_rate_neurons")
+        g.sgn, g.X = 1.0, 1e3
+        q = (np.arange(n) + 0.5) / n
+        g.t_ref_i = params.t_ref * (1 + params.t_ref_spread * (2 * q - 1)) * b2.second
+        mon = b2.SpikeMonitor(g, name="count_rate_spikes")
+        net = b2.Network(g, mon, name="count_rate_network")
+        b2.seed(seed)
+        net.run(phase * b2.second, namespace={})
+        steps = np.round(np.asarray(mon.t / b2.second) / params.dt).astype(int)
+        counted = int((steps >= int(round(settle / params.dt))).sum())
+    finally:
+        get_device().set_random_state(state)
+        b2.prefs.codegen.target = old_target
+        reset_device()
+    return counted / (n * (phase - settle))
 
 
 def phase_table(events, cycles: int) -> list[tuple[str, int | None, int]]:
@@ -151,6 +188,7 @@ class SpikingLearningNetwork(LearningNetwork):
         self.phases = phase_table(self.events, cycles)
         if calibration is None:
             calibration = spiking.calibrate(replace(params, spread=0.0, N=20), target="numpy")
+        r_count = count_rate(params, float(phase), float(settle))
         import brian2 as b2
 
         self.b2, self.calibration, self.params = b2, calibration, params
@@ -170,9 +208,10 @@ class SpikingLearningNetwork(LearningNetwork):
         self.dt = dt
         T_ex = n_ph * n_steps * dt
         self.example_duration = T_ex
-        n_out, D, r_sat, x50 = layers[-1]["units"], float(delta_scale), calibration.r_sat, calibration.x50
-        # a count of N neurons at r_sat over the counting window (the phase after its first `settle` s) reads 1
-        norm = 1.0 / (N * r_sat * (phase - settle))
+        n_out, D, x50 = layers[-1]["units"], float(delta_scale), calibration.x50
+        self.count_rate = r_count
+        # a count of N neurons at full drive over the counting window (the phase after its first `settle` s) reads 1
+        norm = 1.0 / (N * r_count * (phase - settle))
         clock = b2.Clock(dt=dt, name=f"{name}_clock")
         self.stim = b2.TimedArray(np.zeros((self.n_examples, self.n_in)), dt=T_ex, name=f"{name}_stimulus")
         self.sup = b2.TimedArray(-np.ones((self.n_examples, n_out)), dt=T_ex, name=f"{name}_supervision")
@@ -216,7 +255,11 @@ class SpikingLearningNetwork(LearningNetwork):
             ng = b2.NeuronGroup(n, NEURON_EQS, threshold="v > 1",
                                 reset="v = 0\nt_ref_i = t_ref * (1 + t_ref_spread * (2 * rand() - 1))",
                                 refractory="t_ref_i", method="euler", namespace=ns, clock=clock, name=gname,
-                                order=7)
+                                order=8)
+            # every phase starts from rest (v = 0, not refractory): each count has the statistics of count_rate
+            objects.append(ng.run_regularly(head + "v = (1 - first) * v\n"
+                                            "lastspike = first * (t - 1*second) + (1 - first) * lastspike",
+                                            when="groups", order=7, name=f"{gname}_phase_reset"))
             row = np.repeat(np.arange(g.N), per_row).astype(np.int64)
             ng.X = b2.linked_var(g, "X", index=row)
             ng.Z = b2.linked_var(g, "Z", index=row)
