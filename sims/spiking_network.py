@@ -1,0 +1,397 @@
+"""The whole learning machine in spikes (circuits/spiking_network.py) measured against the rate network it
+approximates (circuits/learning_network.py, equal to the PyTorch scheduled engine) on digits.
+
+Three modes (docs/spiking_network.md):
+
+    # agreement per example and per phase with the rate network, on the same weights (η = 0), numpy target
+    python sims/spiking_network.py agree --N 10,30,100,300 --phase 0.04 --examples 10 --out DIR
+    python sims/spiking_network.py agree --N 30 --phase 0.02,0.04,0.08 --examples 10 --out DIR
+    # learning: the spiking network (cpp_standalone, built once) beside the PyTorch scheduled engine, which
+    # holds the rate network's weights (equal to 1e-15, docs/brian2_network.md), same initial weights and order
+    python sims/spiking_network.py learn --rule urfb --seed 0 --epochs 3 --train-subset 300 --out DIR
+    # a raster of every population through one example's phases beside the rate network's slots (Fig. 15)
+    python sims/spiking_network.py raster --out DIR --publish
+
+``agree`` writes DIR/agreement.json and DIR/fig15_spiking_network_agreement.png; ``learn`` writes
+DIR/learn_<rule>_seed<k>.json (per epoch: test error of both, the weights' correlation); ``curves`` draws
+fig15_spiking_network_learning.png from such files (and the rate network's summary.json files of
+sims/brian2_network.py given with --rate); ``raster`` writes fig15_spiking_network_raster.png.
+"""
+import json
+import os
+import sys
+import time
+import warnings
+
+import matplotlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+from sims import cli  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+MODES = ("agree", "learn", "curves", "raster")
+M, EPS, K, MARGIN, ETA = 10.0, 0.5, 100.0, 0.5, 0.03
+
+p = cli.parser(__doc__)
+p.add_argument("mode", choices=MODES)
+p.add_argument("--net", default="full 40; output", help="network (full and output layers)")
+p.add_argument("--rule", default="urfb", choices=["urfb", "frfb"])
+p.add_argument("--seed", type=int, default=0, help="weights, split, example order and the spiking network's seed")
+p.add_argument("--N", default="30", help="neurons per population (comma-separated list in agree mode)")
+p.add_argument("--phase", default="0.04", help="phase duration in s (comma-separated list in agree mode)")
+p.add_argument("--settle", type=float, default=0.01, help="uncounted start of every phase (s)")
+p.add_argument("--examples", type=int, default=10, help="agree: test examples compared")
+p.add_argument("--pretrain", type=int, default=1, help="agree: epochs of the PyTorch engine before comparing")
+p.add_argument("--epochs", type=int, default=3)
+p.add_argument("--train-subset", type=int, default=None)
+p.add_argument("--lr", type=float, default=ETA)
+p.add_argument("--circuit-eps", type=float, default=EPS, help="ε of the output circuit (δ_L does not depend on it)")
+p.add_argument("--target", default="cpp_standalone", choices=["numpy", "cpp_standalone"], help="learn: Brian2 target")
+p.add_argument("--inputs", nargs="*", default=[], help="curves: learn_*.json files and rate summary.json files")
+cli.add_output(p, "spiking_network", what="json files and figures")
+args = p.parse_args()
+with cli.guard():
+    Ns = [int(v) for v in args.N.split(",")]
+    phases = [float(v) for v in args.phase.split(",")]
+    if min(Ns) < 2 or min(phases) <= args.settle:
+        raise cli.UsageError("--N must be ≥ 2 and every --phase longer than --settle")
+    if args.mode == "learn" and (len(Ns) > 1 or len(phases) > 1):
+        raise cli.UsageError("learn takes one --N and one --phase")
+    cli.check_circuit(M=M, S=1.0, eps=args.circuit_eps, K=K)
+    out_root = cli.writable(args.out)
+    fig_root = cli.FIGURES if args.publish else out_root
+    if args.publish:
+        cli.writable(fig_root)
+
+import brian2 as b2  # noqa: E402
+import torch  # noqa: E402
+
+from circuits.learning_network import LearningNetwork  # noqa: E402
+from circuits.modules import OutputErrorCircuit, ShutdownGate  # noqa: E402
+from circuits.spiking_network import SpikingLearningNetwork  # noqa: E402
+from models.data import load  # noqa: E402
+from models.losses import default_mu, make_loss  # noqa: E402
+from models.network import Network  # noqa: E402
+from models.schedule import ScheduledEngine, plain_network, synapse_values  # noqa: E402
+from models.train import epoch_order, evaluate  # noqa: E402
+
+warnings.filterwarnings("ignore")
+b2.BrianLogger.log_level_error()
+torch.set_num_threads(1)
+
+
+def supervisory(y, classes):
+    s = -np.ones((len(y), classes))
+    s[np.arange(len(y)), y] = 1.0
+    return s
+
+
+def setup():
+    ds = load("digits", seed=args.seed, train_subset=args.train_subset)
+    classes = len(ds.classes)
+    net = Network(args.net, ds.x_train.shape[1:], classes, rule=args.rule, seed=args.seed, dtype=torch.float64)
+    mu = default_mu(classes)
+    engine = ScheduledEngine(net, order="paper", mu=mu, gate=ShutdownGate(K=K),
+                             error_signal=OutputErrorCircuit(M=M, mu=mu, eps=args.circuit_eps))
+    return ds, classes, net, mu, engine, make_loss("urfb", mu)
+
+
+def circuit(mu):
+    return dict(M=M, mu=mu, eps=args.circuit_eps, K=K, margin=MARGIN)
+
+
+def engine_epoch(net, engine, loss_fn, x, y, epoch):
+    for idx in epoch_order(len(y), args.seed, epoch).tolist():
+        engine(net, x[idx:idx + 1], y[idx:idx + 1], loss_fn, args.lr, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- agree
+def compare(ln_act, rate_slots, rec, phase_list, n, plain):
+    """RMS error and correlation per quantity: every (example, phase) where both networks hold it."""
+    P = len(phase_list)
+    slot_of = {}
+    for k, (kind, layer, c) in enumerate(rate_slots):
+        slot_of[(kind.replace("error", "error-delta"), layer, c)] = k
+        slot_of[("error-t", layer, c)] = k
+    last_t = max(k for k, ph in enumerate(phase_list) if ph[0] == "error-t")  # δ_L is carried from the next phase
+    pairs = {}
+
+    def add(q, a, b):
+        pairs.setdefault(q, ([], []))
+        pairs[q][0].append(np.ravel(a))
+        pairs[q][1].append(np.ravel(b))
+
+    names = ["input"] + [L["name"] for L in plain["layers"]]
+    for gi, gname in enumerate(names):
+        v = rec[(gname, "v")]  # (rows, n*P): column e*P + p holds the measurement over phase p - 1
+        rx = ln_act[(gname, "x")]  # (rows, n*slots)
+        ns = len(rate_slots)
+        replaced = None if gi in (0, len(names) - 1) else \
+            [k for k, ph in enumerate(phase_list) if ph[:2] == ("replace", gi - 1)][0]
+        forward = None if gi == 0 else [k for k, ph in enumerate(phase_list) if ph[:2] == ("forward", gi - 1)][0]
+        for e in range(n):
+            for pp, ph in enumerate(phase_list):
+                col = e * P + pp + 1
+                if col >= v.shape[1]:
+                    continue
+                sv, rv = v[:, col], rx[:, e * ns + slot_of[ph]]
+                if gi == 0:
+                    add("x_0 (input)", sv, rv)
+                elif gi == len(names) - 1:
+                    if pp == forward:
+                        add("h_L (output)", sv, rv)
+                    elif pp > last_t:
+                        add("δ_L (output)", sv, rv)
+                else:
+                    lab = gname
+                    if forward <= pp < replaced:
+                        add(f"x ({lab})", sv, rv)
+                    elif pp >= replaced:
+                        add(f"δ ({lab})", sv, rv)
+            if gi not in (0,):
+                hs, hr = rec[(gname, "h")], ln_act.get((gname, "h"))
+                if hr is not None:
+                    add(f"h ({gname})", hs[:, e * P + forward + 1], hr[:, e * ns + slot_of[phase_list[forward]]])
+    res = {}
+    for q, (a, b) in pairs.items():
+        a, b = np.concatenate(a), np.concatenate(b)
+        corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+        res[q] = {"rms": float(np.sqrt(np.mean((a - b) ** 2))), "corr": corr, "n": int(a.size),
+                  "rate_rms": float(np.sqrt(np.mean(b ** 2)))}
+    return res
+
+
+def agree():
+    ds, classes, net, mu, engine, loss_fn = setup()
+    x_tr = torch.as_tensor(ds.x_train, dtype=torch.float64)
+    y_tr = torch.as_tensor(ds.y_train, dtype=torch.long)
+    for ep in range(args.pretrain):
+        engine_epoch(net, engine, loss_fn, x_tr, y_tr, ep)
+    plain = plain_network(net)
+    n = args.examples
+    x = ds.x_test[:n].reshape(n, -1).astype(np.float64)
+    s = supervisory(ds.y_test[:n], classes)
+    b2.prefs.codegen.target = "numpy"
+    ln = LearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"], n_examples=n,
+                         record_activity=True, record_weights=False, name="rate", **circuit(mu))
+    ln.monitors_h = {}
+    for L in plain["layers"]:  # h as well, to compare the summed input
+        g = ln.groups[L["name"]]
+        m = b2.StateMonitor(g, "h", record=True, when="end", name=f"{g.name}_h_activity")
+        ln.network.add(m)
+        ln.monitors_h[L["name"]] = m
+    rr = ln.run(x, s, 0.0)
+    act = ln.activity()
+    act.update({(k, "h"): np.asarray(m.h) for k, m in ln.monitors_h.items()})
+    rows = []
+    for N in Ns:
+        for ph in phases:
+            b2.start_scope()
+            t0 = time.perf_counter()
+            sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
+                                        n_examples=n, N=N, phase=ph, settle=args.settle, seed=args.seed,
+                                        record_phases=True, record_weights=False, name=f"sn{N}", **circuit(mu))
+            res = sn.run(x, s, 0.0)
+            sec = time.perf_counter() - t0
+            q = compare(act, ln.slots, sn.phase_record(), sn.phases, n, plain)
+            same = float(np.mean(res["output"].argmax(1) == rr["output"].argmax(1)))
+            row = {"N": N, "phase": ph, "window": ph - args.settle, "seconds": sec, "seconds_per_example": sec / n,
+                   "neurons": int(sum(g.N for g in sn.neuron_groups.values())), "quantities": q,
+                   "argmax_equal": same}
+            rows.append(row)
+            print(f"N={N:4d} phase={1000 * ph:.0f} ms ({row['neurons']} neurons, {sec / n:.2f} s/example numpy): " +
+                  "; ".join(f"{k} rms {v['rms']:.4f} r {v['corr']:.3f}" for k, v in q.items()), flush=True)
+    with open(os.path.join(out_root, "agreement.json"), "w") as f:
+        json.dump({"net": args.net, "seed": args.seed, "examples": n, "pretrain_epochs": args.pretrain,
+                   "settle": args.settle, "rows": rows}, f, indent=2)
+    agreement_figure(rows, os.path.join(fig_root, "fig15_spiking_network_agreement.png"), n)
+
+
+def agreement_figure(rows, path, n):
+    qs = list(rows[0]["quantities"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    cmap = plt.get_cmap("tab10")
+    for ax, key, other in ((axes[0], "N", "phase"), (axes[1], "window", "N")):
+        fixed = {r[other] for r in rows}
+        for f in sorted(fixed):
+            sel = sorted([r for r in rows if r[other] == f], key=lambda r: r[key])
+            if len(sel) < 2:
+                continue
+            xs = np.array([r[key] for r in sel], dtype=float)
+            for c, q in enumerate(qs):
+                ax.loglog(xs, [r["quantities"][q]["rms"] for r in sel], "o-", color=cmap(c), label=q)
+            ref = sel[0]["quantities"][qs[0]]["rms"]
+            ax.loglog(xs, ref * np.sqrt(xs[0] / xs), "k--", lw=1, label="∝ 1/√(N·T)")
+            ax.set_title(f"{other} = {f if other == 'N' else f'{1000 * f:.0f} ms'} fixed", fontsize=9)
+        ax.set_xlabel("N (neurons per population)" if key == "N" else "counting window T (s)")
+        ax.set_ylabel("RMS error vs rate network (activity units)")
+        ax.grid(alpha=0.3, which="both")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if not handles:
+        handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8)
+    fig.suptitle(f"Fig. 15 in spikes: agreement with the rate network, '{args.net}', digits, {n} test examples, "
+                 f"same weights (η = 0), seed {args.seed}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.8, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- learn
+def learn():
+    ds, classes, net, mu, engine, loss_fn = setup()
+    x_tr = torch.as_tensor(ds.x_train, dtype=torch.float64)
+    y_tr = torch.as_tensor(ds.y_train, dtype=torch.long)
+    x_te = torch.as_tensor(ds.x_test, dtype=torch.float64)
+    y_te = torch.as_tensor(ds.y_test, dtype=torch.long)
+    n_tr, n_te = len(y_tr), len(y_te)
+    plain = plain_network(net)
+    if args.target == "cpp_standalone":
+        b2.set_device("cpp_standalone", build_on_run=False)
+    else:
+        b2.prefs.codegen.target = "numpy"
+    tag = f"{args.rule}_seed{args.seed}"
+    sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
+                                n_examples=n_tr + n_te, N=Ns[0], phase=phases[0], settle=args.settle, seed=args.seed,
+                                record_weights=False, name="sn", **circuit(mu),
+                                directory=os.path.join(out_root, f"standalone_{args.rule}_N{Ns[0]}"))
+    eta = np.concatenate([np.full(n_tr, args.lr), np.zeros(n_te)])
+    s_te = supervisory(y_te.numpy(), classes)
+    rows = []
+    _, err0 = evaluate(net, x_te, y_te, loss_fn, 1000)
+    for epoch in range(args.epochs):
+        order = epoch_order(n_tr, args.seed, epoch)
+        t0 = time.perf_counter()
+        for idx in order.tolist():
+            engine(net, x_tr[idx:idx + 1], y_tr[idx:idx + 1], loss_fn, args.lr, 0.0)
+        sec_t = time.perf_counter() - t0
+        _, err_t = evaluate(net, x_te, y_te, loss_fn, 1000)
+        xs = np.concatenate([x_tr[order].reshape(n_tr, -1).numpy(), x_te.reshape(n_te, -1).numpy()])
+        ss = np.concatenate([supervisory(y_tr[order].numpy(), classes), s_te])
+        t0 = time.perf_counter()
+        res = sn.run(xs, ss, eta)
+        sec_s = time.perf_counter() - t0
+        pred = res["output"].argmax(1)
+        corr = {}
+        for li, ((w_s, r_s), (w_r, r_r)) in enumerate(zip(sn.weights(), synapse_values(net, plain))):
+            name = plain["layers"][li]["name"]
+            corr[f"W {name}"] = float(np.corrcoef(w_s, w_r)[0, 1])
+            corr[f"R {name}"] = float(np.corrcoef(r_s, r_r)[0, 1])
+        row = {"epoch": epoch + 1, "test_error_spiking": float((pred[n_tr:] != y_te.numpy()).mean()),
+               "train_error_spiking": float((pred[:n_tr] != y_tr[order].numpy()).mean()),
+               "test_error_rate": err_t, "weight_correlation": corr, "seconds_spiking": sec_s,
+               "seconds_rate_torch": sec_t, "seconds_per_example_spiking": sec_s / (n_tr + n_te)}
+        rows.append(row)
+        print(f"{tag} epoch {epoch + 1}: test error spiking {100 * row['test_error_spiking']:.2f}% rate "
+              f"{100 * err_t:.2f}% | corr " + " ".join(f"{k} {v:.3f}" for k, v in corr.items()) +
+              f" | spiking {sec_s:.1f} s ({1000 * sec_s / (n_tr + n_te):.0f} ms/example, {args.target})", flush=True)
+    out = {"net": args.net, "rule": args.rule, "seed": args.seed, "N": Ns[0], "phase": phases[0],
+           "settle": args.settle, "lr": args.lr, "eps": args.circuit_eps, "train": n_tr, "test": n_te,
+           "target": args.target, "test_error_initial": err0, "epochs": rows}
+    with open(os.path.join(out_root, f"learn_{tag}.json"), "w") as f:
+        json.dump(out, f, indent=2)
+
+
+def curves():
+    from sims.figures import colour
+
+    runs = [json.load(open(f)) for f in args.inputs]
+    spk = [r for r in runs if "test_error_spiking" in r["epochs"][0]]
+    rate = [r for r in runs if "test_error_brian2" in r["epochs"][0]]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for rule in ("urfb", "frfb"):
+        c = colour(rule)
+        for k, r in enumerate(sorted([r for r in spk if r["rule"] == rule], key=lambda r: r["seed"])):
+            ep = [0] + [e["epoch"] for e in r["epochs"]]
+            ax.plot(ep, [100 * r["test_error_initial"]] + [100 * e["test_error_rate"] for e in r["epochs"]],
+                    color=c, lw=2.5, alpha=0.4, label=f"{rule}: PyTorch engine (= rate network)" if k == 0 else None)
+            ax.plot(ep, [100 * r["test_error_initial"]] + [100 * e["test_error_spiking"] for e in r["epochs"]],
+                    color=c, ls="--", marker="o", ms=4, label=f"{rule}: spiking network" if k == 0 else None)
+        for k, r in enumerate([r for r in rate if r["rule"] == rule]):
+            ax.plot([e["epoch"] for e in r["epochs"]], [100 * e["test_error_brian2"] for e in r["epochs"]],
+                    color=c, ls=":", marker="x", label=f"{rule}: Brian2 rate network" if k == 0 else None)
+    s0 = spk[0]
+    ax.axhline(90, color="0.5", lw=0.8, ls=":")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("digits test error (%)")
+    ax.set_title(f"Fig. 15 in spikes: learning curves, '{s0['net']}', {s0['train']} training digits, batch 1, "
+                 f"η = {s0['lr']}\nspiking N = {s0['N']}, phase {1000 * s0['phase']:.0f} ms, seeds "
+                 f"{sorted({r['seed'] for r in spk})} (one line per seed); 360 test digits; chance 90%", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path = os.path.join(fig_root, "fig15_spiking_network_learning.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print("wrote", path)
+
+
+# ---------------------------------------------------------------------------------------------- raster
+def raster():
+    ds, classes, net, mu, engine, loss_fn = setup()
+    x_tr = torch.as_tensor(ds.x_train, dtype=torch.float64)
+    y_tr = torch.as_tensor(ds.y_train, dtype=torch.long)
+    engine_epoch(net, engine, loss_fn, x_tr, y_tr, 0)
+    plain = plain_network(net)
+    k = 4
+    x = ds.x_test[k:k + 1].reshape(1, -1).astype(np.float64)
+    s = supervisory(ds.y_test[k:k + 1], classes)
+    b2.prefs.codegen.target = "numpy"
+    sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
+                                n_examples=1, N=Ns[0], phase=phases[0], settle=args.settle, seed=args.seed,
+                                record_spikes=True, record_weights=False, name="raster", **circuit(mu))
+    sn.run(x, s, args.lr)
+    ln = LearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"], n_examples=1,
+                         record_activity=True, record_weights=False, name="rate", **circuit(mu))
+    ln.run(x, s, args.lr)
+    act = ln.activity()
+    spikes = sn.spikes()
+    groups = list(spikes)
+    T = sn.phase
+    fig, axes = plt.subplots(len(groups), 2, figsize=(14, 1.2 * len(groups) + 2.5), sharex="col",
+                             gridspec_kw={"width_ratios": [3, 1]})
+    names = [f"{kd} {plain['layers'][ly]['name'] if ly is not None else ''}".strip() +
+             (f" c{c}" if kd.startswith("error") else "") for kd, ly, c in sn.phases]
+    for ax, ax2, gname in zip(axes[:, 0], axes[:, 1], groups):
+        i, t = spikes[gname]
+        ng = sn.neuron_groups[gname]
+        ax.plot(1000 * t, i, "|", ms=1.5, color="k")
+        ax.set_ylim(ng.N, 0)
+        ax.set_ylabel(gname.replace("raster_", ""), rotation=0, ha="right", va="center", fontsize=8)
+        for p_ in range(len(sn.phases) + 1):
+            ax.axvline(1000 * p_ * T, color="0.6", lw=0.5)
+        key = gname.replace("raster_", "")
+        v = act.get((key, "x"))
+        if v is None and key.endswith("_uv"):
+            v = np.vstack([act[(key[:-3] + "_u", "u")], act[(key[:-3] + "_v", "v")]])
+        if v is None and key == "detectors":
+            v = act[("output", "d")]
+        if v is not None:
+            lim = max(1.0, float(np.abs(v).max()))
+            ax2.imshow(v, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
+                       extent=[-0.5, v.shape[1] - 0.5, v.shape[0] - 0.5, -0.5])
+        ax2.set_yticks([])
+    axes[-1, 0].set_xticks([1000 * (p_ + 0.5) * T for p_ in range(len(sn.phases))])
+    axes[-1, 0].set_xticklabels(names, rotation=50, ha="right", fontsize=7)
+    axes[-1, 0].set_xlabel("time (ms); one phase per slot (error cycles: a δ and a t phase)")
+    axes[-1, 1].set_xticks(range(ln.n_slots))
+    axes[-1, 1].set_xticklabels([f"{kd} {plain['layers'][ly]['name'] if ly is not None else ''}" for kd, ly, _ in
+                                 ln.slots], rotation=60, ha="right", fontsize=6)
+    axes[-1, 1].set_xlabel("rate network: slot (1 ms each)")
+    axes[0, 0].set_title("spiking network: every neuron's spikes (rows: neurons, ON then OFF per unit)", fontsize=9)
+    axes[0, 1].set_title("rate network, same example and weights", fontsize=9)
+    fig.suptitle(f"Fig. 15 in spikes: test digit {k} (label {int(ds.y_test[k])}) after one PyTorch epoch of "
+                 f"{args.rule}, '{args.net}', N = {Ns[0]}, phase {1000 * T:.0f} ms, seed {args.seed}", fontsize=10)
+    fig.tight_layout()
+    path = os.path.join(fig_root, "fig15_spiking_network_raster.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print("wrote", path)
+
+
+start = time.time()
+{"agree": agree, "learn": learn, "curves": curves, "raster": raster}[args.mode]()
+print(f"total time {time.time() - start:.1f} s")
