@@ -256,10 +256,13 @@ def fig_curves(matrix, results, fig_dir, fig_id, number, what):
     rows = [r for r in rows if any(p in data[r["name"]] for p in ("bp", "bp-h", "urfb", "frfb"))]
     if not rows:
         return []
-    fig, axes = plt.subplots(len(rows), 2, figsize=(12.5, 4.4 * len(rows) + 1.6), squeeze=False,
-                             gridspec_kw={"width_ratios": [3, 2]})
+    first_rows = [m[0] for r in rows for runs in data[r["name"]].values() for m in runs.values() if m]
+    probed = any(x.get("probes") for x in first_rows)  # a first-epoch panel only where probes were recorded
+    fig, axes = plt.subplots(len(rows), 1 + probed, figsize=(12.5 if probed else 9, 4.4 * len(rows) + 1.6),
+                             squeeze=False, gridspec_kw={"width_ratios": [3, 2] if probed else [1]})
     shown_all, texts = [], []
-    for (ax, ax1), row in zip(axes, rows):
+    for (ax, *ax1), row in zip(axes, rows):
+        ax1 = ax1[0] if ax1 else None
         got = data[row["name"]]
         shown = [p for p in ("bp", "bp-h", "urfb", "frfb") if p in got]
         shown_all += [p for p in shown if p not in shown_all]
@@ -270,11 +273,13 @@ def fig_curves(matrix, results, fig_dir, fig_id, number, what):
                 x, m, lo, hi = stats(got[p], key)
                 ax.plot(x / spe, m, ls, color=colour(p), lw=1.8, marker=MARKERS.get(p, "o"), ms=3.5)
                 ax.fill_between(x / spe, lo, hi, color=colour(p), alpha=0.13, lw=0)
+            if ax1 is None:
+                continue
             x, m, lo, hi = stats(got[p], "val_error", probes=True)
             keep = x <= spe
             ax1.plot(x[keep], m[keep], ":", color=colour(p), lw=1.8, marker=MARKERS.get(p, "o"), ms=3.5)
             ax1.fill_between(x[keep], lo[keep], hi[keep], color=colour(p), alpha=0.13, lw=0)
-        for a in (ax, ax1):
+        for a in (ax, ax1) if ax1 is not None else (ax,):
             a.axhline(c, color="0.35", lw=1.0, ls="--", zorder=0)
             a.grid(alpha=0.3)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -283,22 +288,27 @@ def fig_curves(matrix, results, fig_dir, fig_id, number, what):
         top = ax.secondary_xaxis("top", functions=(lambda e, s=spe: e * s, lambda t, s=spe: t / s))
         top.set_xlabel("SGD steps", fontsize=8)
         top.tick_params(labelsize=7)
-        ax1.set(xlabel="SGD steps of the first epoch", ylabel="validation error (%)", xlim=(0, spe),
-                title=f"{row['name']}: the first epoch ({spe} SGD steps)")
-        ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if ax1 is not None:
+            ax1.set(xlabel="SGD steps of the first epoch", ylabel="validation error (%)", xlim=(0, spe),
+                    title=f"{row['name']}: the first epoch ({spe} SGD steps)")
+            ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         texts.append(f"{facts(results, row['name'], shown)}; {_evaluation_text(results, row['name'])}")
     handles = _legend_handles(shown_all, (("-", "training"), (":", "validation")))
     from matplotlib.lines import Line2D
 
     handles.append(Line2D([], [], color="0.35", lw=1.0, ls="--", label="chance"))
-    axes[0, 1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    axes[0, -1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle(f"Fig. {number}: training and validation error of {what} from epoch 0")
-    text = (" ".join(t + "." for t in texts) + " Lines: mean over seeds; bands: lowest to highest seed. Epoch 0 is "
-            "the network before any update: training error on a class-stratified sample of up to 5,000 training "
-            "images, dropout off. Later training errors are the running error of each epoch's own batches "
-            "(dropout on); validation errors are measured after each epoch (dropout off). Right: validation error "
-            "inside the first epoch (the probes on their fixed slice; step 0 and the epoch's end on the whole "
-            "hold-out). Dashed: chance. " + _chance_text(results, rows, data, shown_all) + not_drawn)
+    start = ("Epoch 0 is the network before any update: training error on a class-stratified sample of up to "
+             "5,000 training images, dropout off." if all("initial" in x for x in first_rows) else
+             "Runs recorded without an epoch-0 evaluation start at epoch 1.")
+    inside = ("Right: validation error inside the first epoch (the probes on their fixed slice; step 0 and the "
+              "epoch's end on the whole hold-out)." if probed else "No evaluation inside the first epoch was "
+              "recorded (probe_every = 0).")
+    text = (" ".join(t + "." for t in texts) + f" Lines: mean over seeds; bands: lowest to highest seed. {start} "
+            "Later training errors are the running error of each epoch's own batches (dropout on); validation "
+            f"errors are measured after each epoch (dropout off). {inside} Dashed: chance. "
+            + _chance_text(results, rows, data, shown_all) + not_drawn)
     return [_finish(fig, matrix, text, fig_dir / f"fig{number:02d}_error_curves_{what}.png")]
 
 
@@ -341,7 +351,8 @@ def _bar(ax, x, vals, c, width, lo, hatch=None, edge="white"):
     ax.bar(x, v.mean() - lo, width, bottom=lo, color=c, hatch=hatch, edgecolor=edge, lw=0.6)
     ax.errorbar(x, v.mean(), yerr=[[v.mean() - v.min()], [v.max() - v.mean()]], color="k", lw=0.8, capsize=2)
     ax.plot(np.full(len(v), x), v, "k.", ms=3)
-    ax.text(x, v.max(), f"{v.mean():.1f}", ha="center", va="bottom", fontsize=7)
+    ax.annotate(f"{v.mean():.1f}", (x, v.max()), xytext=(0, 3), textcoords="offset points", ha="center",
+                va="bottom", fontsize=7)
 
 
 def _row_title(row):
@@ -371,8 +382,8 @@ def fig_protocols(matrix, results, fig_dir, fig_id, number, what):
         c = chance(row["dataset"])
         lo, near = _zoom(ax, [v for f in finals.values() for v in f.values()], c)
         ref = "bp-h" if "bp-h" in finals else ("bp" if "bp" in finals else None)
+        hatched |= any(p.endswith("-50") for p in protocols)
         ticks = []
-        hatched = hatched or any(p.endswith("-50") for p in protocols)
         for i, p in enumerate(protocols):
             _bar(ax, i, finals[p], colour(p), 0.7, lo, hatch="//" if p.endswith("-50") else None)
             tick = label(p).replace(" (", "\n(")
@@ -392,8 +403,8 @@ def fig_protocols(matrix, results, fig_dir, fig_id, number, what):
     text = (" ".join(t + "." for t in texts) + " Bars: mean over seeds of each run's validation error averaged "
             f"over its last {LAST_EPOCHS} epochs; whiskers: lowest to highest seed; dots: each seed; the number "
             "above: the mean. Under each protocol: its mean paired difference (same seed: same initial weights, "
-            "batches and dropout) to BP-H, ± its standard error, in percentage points. The error axis starts near "
-            "the lowest value, not at 0."
+            "batches and dropout) to the reference named with its row, ± its standard error, in percentage "
+            "points. The error axis starts near the lowest value, not at 0."
             + (" Hatched: 50% random connectivity of W and R (§3.1)." if hatched else "")
             + (" Dashed: chance." if above else "") + not_drawn)
     return [_finish(fig, matrix, text, fig_dir / f"fig{number:02d}_protocols_{what}.png")]
@@ -478,8 +489,12 @@ def _sqrt_steps(ax, last: int, spe: int):
     """A square-root axis of SGD steps (the first epoch's probes get room), ticked at round numbers."""
     ax.set_xscale("function", functions=(lambda s: np.sqrt(np.clip(s, 0, None)), lambda r: np.square(r)))
     ax.set_xlim(0, last * 1.02)
-    nice = [0] + [m * 10 ** e for e in range(0, 7) for m in (1, 2, 5)]
-    ticks = [t for t in nice if t <= last / 1.4 and (t == 0 or t >= spe / 10)] + [last]
+    nice = [m * 10 ** e for e in range(0, 7) for m in (1, 2, 5)]
+    ticks, room = [0], 0.1 * np.sqrt(last)  # labels at least a tenth of the axis apart
+    for t in nice:
+        if np.sqrt(t) - np.sqrt(ticks[-1]) >= room and np.sqrt(last) - np.sqrt(t) >= room:
+            ticks.append(t)
+    ticks.append(last)
     ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     for e in range(1, int(last // spe) + 1):

@@ -380,6 +380,31 @@ BREAKS = {
     "spiking-gate-agreement-saturated-is-beyond-1": (
         "circuits/spiking.py", "    sat = np.abs(x) >= 1\n", "    sat = np.abs(x) > 1\n",
         "tests/test_spiking_seeds.py::test_gate_agreement_counts_open_and_saturated_units_against_eq3"),
+    # the training figures (docs/reproduce.md, The figures)
+    "fig8-per-filter-scale": (
+        "sims/figures.py", "img = np.clip(0.5 + filt / (2 * scale), 0, 1)",
+        "img = (filt - filt.min()) / max(filt.max() - filt.min(), 1e-30)",
+        "tests/test_reproduce.py::test_fig8_draws_every_filter_on_one_shared_scale"),
+    "curves-drop-epoch-0": (
+        "sims/figures.py", "pts = curve(rows, key, probes=probes)\n", "pts = curve(rows, key, probes=probes)[1:]\n",
+        "tests/test_reproduce.py::test_error_curves_start_at_epoch_0_show_the_probes_and_the_chance_line"),
+    "curves-no-chance-line": (
+        "sims/figures.py", '            a.axhline(c, color="0.35", lw=1.0, ls="--", zorder=0)\n', "",
+        "tests/test_reproduce.py::test_error_curves_start_at_epoch_0_show_the_probes_and_the_chance_line"),
+    "captions-budget-text": (
+        "sims/figures.py", "{matrix.name}'. {text}\"",
+        "{matrix.name}': {matrix.description}.\"",
+        "tests/test_reproduce.py::test_training_figure_captions_name_each_rows_images_epochs_steps_and_seeds[fig04]"),
+    "fig5-axis-from-zero": (
+        "sims/figures.py", "lo = max(0.0, np.floor(lo_v - 0.5 * span))", "lo = 0.0",
+        "tests/test_reproduce.py::test_fig5_axis_shows_point_differences"),
+    "fig9-untied-not-red": (
+        "sims/figures.py", 'TIED, UNTIED = "#2166ac", "#d7301f"', 'TIED, UNTIED = "#2166ac", "#92c5de"',
+        "tests/test_reproduce.py::test_fig9_is_tied_blue_untied_red_and_names_the_protocol_of_each_untied_row"
+        "[rows0-kinds0]"),
+    "correlation-without-probes": (
+        "sims/figures.py", 'stats(got[p], "alignment", probes=True,', 'stats(got[p], "alignment", probes=False,',
+        "tests/test_reproduce.py::test_correlation_figures_give_each_layer_a_panel_of_its_own_scale_from_epoch_0"),
 }
 
 

@@ -551,6 +551,15 @@ def test_error_curves_start_at_epoch_0_show_the_probes_and_the_chance_line(tmp_p
     assert list(probes[0].get_xdata())[1:-1] == list(range(10, 90, 10))
 
 
+def test_without_probes_the_curves_have_no_first_epoch_panel(tmp_path, kept_figures):
+    """A panel titled for the first epoch's probes is drawn only where runs recorded probes."""
+    matrix = synthetic_matrix(tmp_path, probe_every=0)
+    _draw("fig04", matrix, synthetic_results(matrix), tmp_path)
+    (fig,) = kept_figures()
+    assert len(fig.axes) == 1 and "first epoch" not in fig.axes[0].get_title()
+    assert "No evaluation inside the first epoch was recorded" in _caption(fig)
+
+
 def test_a_data_set_panel_is_drawn_only_where_the_budget_has_its_runs(tmp_path, kept_figures):
     """Fig. 5 without CIFAR-100 rows has one panel; with them two; a row with no finished runs is named in the
     caption, not drawn as an empty panel."""
