@@ -50,7 +50,8 @@ p.add_argument("--train-subset", type=int, default=None)
 p.add_argument("--lr", type=float, default=ETA)
 p.add_argument("--circuit-eps", type=float, default=EPS, help="ε of the output circuit (δ_L does not depend on it)")
 p.add_argument("--target", default="cpp_standalone", choices=["numpy", "cpp_standalone"], help="learn: Brian2 target")
-p.add_argument("--inputs", nargs="*", default=[], help="curves: learn_*.json files and rate summary.json files")
+p.add_argument("--inputs", nargs="*", default=[], help="curves: learn_*.json files and rate summary.json files; "
+               "agree: an agreement.json to redraw without simulating")
 cli.add_output(p, "spiking_network", what="json files and figures")
 args = p.parse_args()
 with cli.guard():
@@ -165,6 +166,11 @@ def compare(ln_act, rate_slots, rec, phase_list, n, plain):
 
 
 def agree():
+    if args.inputs:  # redraw
+        saved = json.load(open(args.inputs[0]))
+        agreement_figure(saved["rows"], os.path.join(fig_root, "fig15_spiking_network_agreement.png"),
+                         saved["examples"])
+        return
     ds, classes, net, mu, engine, loss_fn = setup()
     x_tr = torch.as_tensor(ds.x_train, dtype=torch.float64)
     y_tr = torch.as_tensor(ds.y_train, dtype=torch.long)
@@ -212,9 +218,12 @@ def agree():
 
 def agreement_figure(rows, path, n):
     qs = list(rows[0]["quantities"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    sweeps = [(key, other) for key, other in (("N", "phase"), ("window", "N"))
+              if any(len({r[key] for r in rows if r[other] == f}) > 1 for f in {r[other] for r in rows})]
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(5.5 * len(sweeps) + 2.5, 4.3), squeeze=False)
+    axes = axes[0]
     cmap = plt.get_cmap("tab10")
-    for ax, key, other in ((axes[0], "N", "phase"), (axes[1], "window", "N")):
+    for ax, (key, other) in zip(axes, sweeps):
         fixed = {r[other] for r in rows}
         for f in sorted(fixed):
             sel = sorted([r for r in rows if r[other] == f], key=lambda r: r[key])
@@ -230,12 +239,10 @@ def agreement_figure(rows, path, n):
         ax.set_ylabel("RMS error vs rate network (activity units)")
         ax.grid(alpha=0.3, which="both")
     handles, labels = axes[0].get_legend_handles_labels()
-    if not handles:
-        handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8)
-    fig.suptitle(f"Fig. 15 in spikes: agreement with the rate network, '{args.net}', digits, {n} test examples, "
+    fig.suptitle(f"Fig. 15 in spikes: agreement with the rate network, '{args.net}',\ndigits, {n} test examples, "
                  f"same weights (η = 0), seed {args.seed}", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.8, 0.95))
+    fig.tight_layout(rect=(0, 0, 1 - 2.2 / (5.5 * len(sweeps) + 2.5), 0.93))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
