@@ -226,9 +226,27 @@ def evaluate(net: Network, x: torch.Tensor, y: torch.Tensor, loss_fn, batch_size
     return total_loss / max(len(y), 1), wrong / max(len(y), 1)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (/proc), else set and put back."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
+    """Write ``path`` through a temporary file in its folder and a rename, so that a reader never sees half a
+    file. ``mkstemp`` creates the file with mode 0600; it gets the mode an ordinary new file would get (0666
+    less the umask, usually 0644), so that the other users of a shared run folder can read it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

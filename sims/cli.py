@@ -6,7 +6,12 @@
 - ``add_output(parser, script)``: ``--out`` (default ``runs/<script>``) and ``--publish`` (write the figures
   into the committed docs/figures instead), the same two flags in every script, as in sims/reproduce.py.
 - ``writable(path)``: create an output folder and check that it can be written, before any work.
+- ``caption(fig, text)`` / ``save(fig, path, bottom=...)``: a figure's caption (what is drawn, from which
+  settings and seeds) under its panels, and the layout that leaves room for it.
 - ``HelpFormatter``: the script's docstring as written, and every flag's default in ``--help``.
+- ``parser(doc)``: an ``ArgumentParser`` whose own errors (a malformed value such as ``--lr abc``, an unknown
+  flag, a missing argument) are one line ``error: ...`` and exit status 2, like the project's errors, instead
+  of argparse's usage block.
 
 Cheap to import: the project's error classes are imported only when an error is being reported.
 """
@@ -20,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"  # the published figures; written only with --publish
 
-__all__ = ["UsageError", "HelpFormatter", "parser", "add_output", "figure_dir", "writable", "run", "guard",
-           "fail", "check_circuit", "parse_shape", "check_bench"]
+__all__ = ["UsageError", "HelpFormatter", "OneLineParser", "parser", "add_output", "figure_dir", "writable", "run", "guard",
+           "fail", "caption", "save", "check_circuit", "parse_shape", "check_bench"]
 
 
 class UsageError(ValueError):
@@ -32,10 +37,20 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """The description and epilog as written; ``(default: X)`` after every flag's help."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's own errors as one line on stderr and exit status 2 (argparse prints the whole usage block
+    first, 18 lines for sims/train.py, and the problem last)."""
+
+    def error(self, message):
+        _report(UsageError(f"{message} (see {self.prog} --help)"))
+        sys.exit(2)
+
+
 def parser(doc: str, *, epilog: str | None = None, full_doc: bool = True) -> argparse.ArgumentParser:
-    """An ArgumentParser whose help is ``doc`` (whole, or its first paragraph) and shows every default."""
-    return argparse.ArgumentParser(description=doc if full_doc else doc.split("\n\n")[0], epilog=epilog,
-                                   formatter_class=HelpFormatter)
+    """An ArgumentParser whose help is ``doc`` (whole, or its first paragraph) and shows every default, and whose
+    errors are one line (``OneLineParser``)."""
+    return OneLineParser(description=doc if full_doc else doc.split("\n\n")[0], epilog=epilog,
+                         formatter_class=HelpFormatter)
 
 
 class _Given(argparse.Action):
@@ -78,6 +93,27 @@ def figure_dir(args, *, out_holds_only_figures: bool = True) -> Path:
             raise UsageError("--publish writes the figures into docs/figures; give either --out or --publish")
         return writable(FIGURES)
     return writable(args.out)
+
+
+def caption(fig, text: str, *, fontsize: float = 7) -> float:
+    """Write ``text`` under the figure's panels, wrapped to its width in small grey type; returns the share of
+    the figure's height it takes, the ``bottom`` to leave free in ``save``."""
+    import textwrap
+
+    width = int(fig.get_figwidth() * 72 / (0.6 * fontsize))  # characters per line: ~0.55 em each, and a margin
+    lines = textwrap.wrap(text, width)
+    fig.text(0.01, 0.005, "\n".join(lines), fontsize=fontsize, va="bottom", ha="left", color="0.25")
+    return (len(lines) * 1.3 * fontsize + 6) / (72 * fig.get_figheight())
+
+
+def save(fig, path, *, bottom: float = 0.0, dpi: int = 110) -> Path:
+    """Lay the panels out above ``bottom`` (the caption's share of the height), write the PNG, close the figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
 
 
 def check_circuit(**params) -> None:

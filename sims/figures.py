@@ -700,40 +700,65 @@ def _input_shape(state_dict, cfg, dataset=None):
     return (len(ds.classes), *ds.x_train.shape[1:])
 
 
+def _steps(ax, f, lo, hi, breaks, colour, label):
+    """A step function drawn as flat pieces, with a filled dot where each breakpoint's value lies and an open
+    dot on the level it does not take (the closed and open ends of the paper's intervals)."""
+    edges = [lo, *breaks, hi]
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        ax.plot([a, b], [f((a + b) / 2)] * 2, color=colour, lw=2.2, label=label if k == 0 else None)
+    for x in breaks:
+        left, right, at = f(x - 1e-9), f(x + 1e-9), f(x)
+        ax.plot([x, x], [left, right], color=colour, lw=0.8, ls=":")
+        ax.plot(x, at, "o", color=colour, ms=5, zorder=3)
+        ax.plot(x, right if at == left else left, "o", mfc="white", mec=colour, ms=5, zorder=3)
+
+
 def fig_transfer(matrix, fig_dir, M=2.0, S=1.0, mu=0.25, eps=0.2):
-    """Fig. 13: σ_δ (σ_out) of the error unit and σ_t (σ_ctl) of the control unit, breakpoints labelled."""
+    """Fig. 13: σ_δ (σ_out) of the error unit and σ_t (σ_ctl) of the control unit, breakpoints labelled, with
+    the error unit's input H of each regime marked."""
     from circuits.transfer import sigma_ctl, sigma_out
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    H = np.linspace(-2 * M - S - 2, 2 * M + S + 2, 4001)
+    from sims.cli import caption as write_caption
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw=dict(width_ratios=[1.45, 1]))
     ax = axes[0]
-    ax.plot(H, sigma_out(H, M=M, S=S, mu=mu, eps=eps), color="#2166ac", lw=2, label="σ_δ(H)")
+    lo, hi = -3 * M - 1, 3 * M + 1
     ticks = [-2 * M - S, -M, M, 2 * M + S]
+    # the input H = h + 2M·s − 2M·t of each regime before t switches (t = 0), with h in (−M, M)
+    bands = (("off-correct", -3 * M, -2 * M - S, "#c6dbef"), ("off-update", -2 * M - S, -M, "#fde0c5"),
+             ("correct regimes\nonce t = ±1", -M, M, "#e5e5e5"), ("on-update", M, 2 * M + S, "#fde0c5"),
+             ("on-correct", 2 * M + S, 3 * M, "#c6dbef"))
+    for name, a, b, shade in bands:
+        ax.axvspan(a, b, color=shade, alpha=0.7, lw=0, zorder=0)
+        ax.text((a + b) / 2, 1.28 + eps, name, ha="center", va="center", fontsize=7.5, color="0.25")
+    _steps(ax, lambda H: float(sigma_out(H, M=M, S=S, mu=mu, eps=eps)), lo, hi, ticks, "#2166ac", "σ_δ(H)")
     ax.set_xticks(ticks, ["−2M−S", "−M", "M", "2M+S"])
     ax.set_yticks([-mu - eps, -mu, 0, 1, 1 + eps], ["−μ−ε", "−μ", "0", "1", "1+ε"])
-    for t in ticks:
-        ax.axvline(t, color="0.7", lw=0.8, ls=":")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(-mu - eps - 0.25, 1.45 + eps)
     ax.set(xlabel="error-unit input H = h + 2M·s − 2M·t (a.u.)", ylabel="error-unit output δ (a.u.)",
            title="σ_δ: the error unit (Fig. 13, left)")
-    ax.grid(alpha=0.2)
-    ax.legend(fontsize=8, loc="upper left")
-    d = np.linspace(-mu - 1, 2.2, 4001)
+    ax.grid(axis="y", alpha=0.2)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(0.0, 0.62))
     ax = axes[1]
-    ax.plot(d, sigma_ctl(d, mu=mu, eps=eps), color="#d7301f", lw=2, label="σ_t(δ)")
+    _steps(ax, lambda d: float(sigma_ctl(d, mu=mu, eps=eps)), -mu - 1, 2.2, [-mu, 1.0], "#d7301f", "σ_t(δ)")
     ax.set_xticks([-mu, 0, 1], ["−μ", "0", "1"])
     ax.set_yticks([-1, 0, 1])
-    for t in (-mu, 1):
-        ax.axvline(t, color="0.7", lw=0.8, ls=":")
+    ax.set_ylim(-1.3, 1.3)
     ax.set(xlabel="error-unit output δ (a.u.)", ylabel="control-unit output t (a.u.)",
            title="σ_t: the control unit (Fig. 13, right)")
     ax.grid(alpha=0.2)
     ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(f"Fig. 13: the transfer functions of the output error circuit (M = {M:g}, S = {S:g}, μ = {mu:g}, "
                  f"ε = {eps:g})")
-    fig.text(0.01, 0.01, "Drawn from circuits.transfer, the one definition the Brian2 networks and the PyTorch "
-                         "modules use; at H = ±M the outer value is taken (the paper's intervals overlap there). "
-                         "No training runs or seeds.", fontsize=7, color="0.25")
-    return [_save(fig, fig_dir / "fig13_transfer_functions.png", bottom=0.06)]
+    bottom = write_caption(fig, "Drawn from circuits.transfer, the one definition the Brian2 networks and the PyTorch "
+                                "modules use. Filled dots: the value at a breakpoint; open dots: the level it does "
+                                "not take (at H = ±M the outer value, where the paper's intervals overlap). Shading "
+                                "on the left: where the input H of each regime lies before the control unit "
+                                "switches (t = 0, h in (−M, M)); in the correct regimes δ > 1 or δ < −μ then "
+                                "switches t to ±1 (right), which moves H by ∓2M into (−M, M), where δ = 0: the "
+                                "oscillation. No training runs or seeds.", fontsize=8)
+    return [_save(fig, fig_dir / "fig13_transfer_functions.png", bottom=bottom)]
 
 
 def make_all(matrix, runs, results, fig_dir: Path, page: Path, *, only=None, circuits=None, sources=None,

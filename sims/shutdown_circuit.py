@@ -97,10 +97,15 @@ ax.set_xlabel("incoming feedback δ  (shaded: |δ| ≥ K)")
 ax.set_ylabel("δ̃")
 ax.set_title("eq. 3: δ̃ = δ (free), 0 (saturated)", fontsize=9)
 ax.legend(fontsize=8)
-fig.tight_layout()
-f1 = os.path.join(args.out, "shutdown_circuit.png")
-fig.savefig(f1, dpi=110)
-plt.close(fig)
+fig.suptitle(f"Fig. 15 shutdown circuit (Brian2 rate network, {args.target}) against eq. 3, K = {K:g}", fontsize=10)
+bottom = cli.caption(fig, f"A hidden unit with feed-forward input h (x = σ(h) = clip(h, −1, 1), slope 1) and incoming "
+                          f"feedback δ, on a {args.grid} × {args.grid} grid; colour: the feedback sent on, δ̃. The "
+                          "control units u = 1[x ≥ 1], v = −1[x ≤ −1] shut the feedback of a saturated unit by "
+                          "subtracting 2K from its input; that is eq. 3 only while |δ| < K (between the dashed "
+                          "lines). Third panel: where the circuit differs from eq. 3 (black), all outside |δ| < K, "
+                          "as expected. Right: δ̃ against δ for a free unit (x = 0.5) and saturated ones (x = ±1, "
+                          "the same curve); shaded: |δ| ≥ K. No random draws in this figure.")
+f1 = str(cli.save(fig, os.path.join(args.out, "shutdown_circuit.png"), bottom=bottom))
 
 # 2. wiring of Fig. 15
 g = wiring.shutdown_graph(K=K)

@@ -405,6 +405,40 @@ BREAKS = {
     "correlation-without-probes": (
         "sims/figures.py", 'stats(got[p], "alignment", probes=True,', 'stats(got[p], "alignment", probes=False,',
         "tests/test_reproduce.py::test_correlation_figures_give_each_layer_a_panel_of_its_own_scale_from_epoch_0"),
+    # a newcomer's first commands: bad input before side effects, defaults that learn, complete figures
+    "parser-error-is-the-usage-block": (
+        "sims/cli.py", '        _report(UsageError(f"{message} (see {self.prog} --help)"))\n        sys.exit(2)\n',
+        "        super().error(message)\n",
+        "tests/test_cli.py::test_train_bad_input_is_one_line_exit_2_and_leaves_runs_unchanged[--lr abc]"),
+    "train-epochs-0-accepted": (
+        "sims/train.py", "        if args.epochs < 1:\n", "        if False:\n",
+        "tests/test_cli.py::test_train_bad_input_is_one_line_exit_2_and_leaves_runs_unchanged[--epochs 0]"),
+    "train-data-loaded-after-the-run-directory": (
+        "sims/train.py", "    config, out, dataset, network = prepare(args)\n    cli.writable(out)",
+        "    cli.writable(args.out or 'runs/new-run')\n    config, out, dataset, network = prepare(args)",
+        "tests/test_cli.py::test_train_bad_input_is_one_line_exit_2_and_leaves_runs_unchanged[--data digit]"),
+    "resume-hint-without-out": (
+        "sims/train.py", '"python", script, "--out", str(out), "--resume"', '"python", script, "--resume"',
+        "tests/test_cli.py::test_train_ctrl_c_prints_the_whole_resume_command_and_it_continues_the_run"),
+    "run-files-mode-0600": (
+        "models/train.py", "        os.fchmod(fd, 0o666 & ~_umask())\n", "",
+        "tests/test_train.py::test_run_files_get_the_mode_of_an_ordinary_new_file[18-420]"),
+    "digits-batch-500": (
+        "sims/train.py", 'BATCH_SIZE = {"digits": 20}', 'BATCH_SIZE = {"digits": 500}',
+        "tests/test_cli.py::test_train_batch_size_default_is_per_data_set_and_written_in_help"),
+    "toggle-veto-is-not-the-veto": (
+        "sims/error_signals.py", '"circuit veto": dict(readout="veto", **circuit)',
+        '"circuit veto": dict(readout="phase 3", cycles=3, **circuit)',
+        "tests/test_error_signals.py::"
+        "test_veto_and_shutdown_circuits_train_exactly_as_the_ideal_signals_and_the_other_readouts_do_not"),
+    "figure-audit-counts-reference-lines": (
+        "tests/figure_audit/figure_audit.py", "        if _in_data_coords(line.get_transform(), ax):\n",
+        "        if True:\n",
+        "tests/test_figure_audit.py::test_reference_lines_shading_text_and_nan_are_not_data"),
+    "figure-panel-emptied": (
+        "sims/linear_theory.py", "    ax[2].semilogy(run.t, np.maximum(np.abs(run.e[:, j]), 1e-9),",
+        "    ax[2].semilogy([], [],",
+        "tests/test_reproduce.py::test_no_figure_of_the_smoke_budget_has_an_empty_panel"),
 }
 
 

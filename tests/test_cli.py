@@ -9,8 +9,11 @@ the "before any work" part: the bad input must be refused before any simulation 
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,10 @@ CASES = [
     ("sims/brian2_network.py", ["--circuit-K", "0"], "K"),
     ("sims/brian2_network.py", ["--net", "conv 4 3x3; output"], "local"),
     ("bench/brian2_network.py", ["--examples", "0"], "--examples"),
+    ("sims/error_signals.py", ["--phase", "8"], "--phase"),
+    ("sims/error_signals.py", ["--data", "digit"], "unknown data set"),
+    ("sims/error_signals.py", ["--circuit-M", "0.5"], "M"),
+    ("sims/error_signals.py", ["--epochs", "x"], "--epochs"),
 ]
 
 
@@ -95,3 +102,89 @@ def test_every_flag_of_every_script_shows_its_default_in_help():
                            timeout=120, env=env)
         assert p.returncode == 0, (script, p.stderr)
         assert "(default: " in p.stdout, script
+
+
+# --- sims/train.py: every setting is checked before anything is written ------------------------------------
+
+# arguments with one malformed or impossible value, and a word the one-line message must contain
+TRAIN_BAD = [
+    (["--data", "digit"], "unknown data set 'digit'"),
+    (["--net", "simpnett"], "unknown network 'simpnett'"),
+    (["--error-signal", "circuit", "--readout", "phase"], "readout 'phase'"),
+    (["--lr", "abc"], "--lr"),
+    (["--batch-size", "abc"], "--batch-size"),
+    (["--epochs", "0"], "--epochs must be 1 or more"),
+    (["--threads", "0"], "--threads must be 1 or more"),
+    (["--device", "foo"], "--device"),
+    (["--seed", "-1"], "seed"),
+    (["--data", "fashion-mnist", "--data-dir", "no-such-folder"], "not found"),
+]
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("args,word", TRAIN_BAD, ids=[" ".join(a) for a, _ in TRAIN_BAD])
+def test_train_bad_input_is_one_line_exit_2_and_leaves_runs_unchanged(args, word, tmp_path):
+    """``sims/train.py`` with one bad setting and no --out (the default run directory under runs/): one line on
+    stderr, status 2, nothing on stdout (no run: or config: line), and the listing of runs/ unchanged."""
+    (tmp_path / "runs" / "earlier-run").mkdir(parents=True)
+    (tmp_path / "runs" / "earlier-run" / "config.json").write_text("{}")
+    before = listing(tmp_path)
+    p = subprocess.run([sys.executable, str(ROOT / "sims" / "train.py"), *args], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: ") and word in lines[0], p.stderr
+    assert p.stdout == ""
+    assert listing(tmp_path) == before
+
+
+def test_train_batch_size_default_is_per_data_set_and_written_in_help():
+    """The paper's batch 500 for the paper's data sets; 20 for the 1,137 training digits (3 steps an epoch at
+    500 leave simpnet at chance after the default epochs); --help says both."""
+    from sims import train as cli_train
+
+    def batch(*argv):
+        return cli_train.config_from_args(cli_train.parse_args(list(argv))).batch_size
+
+    assert batch() == batch("--data", "digits") == 20
+    assert batch("--data", "cifar10") == batch("--data", "fashion-mnist") == batch("--data", "cifar100") == 500
+    assert batch("--data", "cifar10", "--batch-size", "64") == 64
+    text = cli_train.build_parser().format_help()
+    assert "20 for digits" in " ".join(text.split()) and "500 (the paper's)" in " ".join(text.split())
+
+
+def test_train_restart_command_names_the_run_directory():
+    from sims import train as cli_train
+
+    cmd = shlex.split(cli_train.command(["--data", "digits", "--epochs", "3"], "runs/a b", resume=False))
+    assert cmd[2:] == ["--data", "digits", "--epochs", "3", "--out", "runs/a b"]
+    cmd = shlex.split(cli_train.command(["--out", "runs/x", "--lr", "0.05"], "runs/x", resume=True))
+    assert cmd[2:] == ["--out", "runs/x", "--resume"]
+
+
+def test_train_ctrl_c_prints_the_whole_resume_command_and_it_continues_the_run(tmp_path):
+    """Ctrl-C after the first epoch: status 130 and one line whose command (with --out) resumes the run."""
+    out = tmp_path / "run dir"  # a space: the command must quote it
+    argv = [str(ROOT / "sims" / "train.py"), "--net", "full 16; output", "--train-subset", "200",
+            "--epochs", "1000", "--batch-size", "50", "--threads", "1", "--no-progress", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, *argv], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "checkpoint.pt").exists() and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "continue with: " in lines[0], err
+    cmd = shlex.split(lines[0].split("continue with: ", 1)[1])
+    assert cmd[0] == "python" and cmd[1].endswith("train.py") and cmd[2:] == ["--out", str(out), "--resume"]
+    done = len((out / "metrics.jsonl").read_text().splitlines())
+    p = subprocess.run([sys.executable, *cmd[1:], "--epochs", str(done + 1)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == done + 1

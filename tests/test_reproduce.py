@@ -63,8 +63,8 @@ def metrics_of(root: Path) -> dict:
     return out
 
 
-def reproduce(*args, check=True):
-    p = subprocess.run([*REPRODUCE, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+def reproduce(*args, check=True, env=None):
+    p = subprocess.run([*REPRODUCE, *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=env)
     if check and p.returncode != 0:
         raise AssertionError(p.stderr[-3000:])
     return p
@@ -265,11 +265,27 @@ def test_a_killed_matrix_restarts_and_ends_as_an_uninterrupted_one(tmp_path):
     assert metrics_of(killed) == metrics_of(whole)
 
 
+def docs_state():
+    return {p: p.stat().st_mtime_ns for p in (ROOT / "docs").rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One run of the smoke budget for the tests below, with every figure it saves recorded as it is saved
+    (tests/figure_audit: per axes, the artists that draw data)."""
+    root = tmp_path_factory.mktemp("smoke")
+    out, audit = root / "smoke", root / "figures.jsonl"
+    env = {**os.environ, "ASYMHEBB_FIGURE_AUDIT": str(audit),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "figure_audit"), str(ROOT)]
+                                         + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
+    docs_before = docs_state()
+    reproduce("--budget", "smoke", "--out", out, "--workers", "2", env=env)
+    return {"out": out, "audit": audit, "docs_before": docs_before}
+
+
 @pytest.mark.slow
-def test_smoke_budget_writes_every_figure_and_the_page(tmp_path):
-    out = tmp_path / "smoke"
-    docs_before = {p: p.stat().st_mtime_ns for p in (ROOT / "docs").rglob("*") if p.is_file()}
-    reproduce("--budget", "smoke", "--out", out, "--workers", "2")
+def test_smoke_budget_writes_every_figure_and_the_page(smoke):
+    out = smoke["out"]
     figs = {p.name for p in (out / "figures").glob("*.png")}
     for prefix in ("fig04_", "fig05_", "fig06_", "fig07_", "fig08_", "fig09_", "fig10_", "fig11_", "fig12_",
                    "fig13_", "fig14_", "fig15_"):
@@ -285,10 +301,28 @@ def test_smoke_budget_writes_every_figure_and_the_page(tmp_path):
     assert kinds == {"initial", "probe", "epoch"}
     first = next(r for r in records if r["kind"] == "initial")
     assert first["step"] == "0" and float(first["val_error"]) > 0 and "corr_output" in first
-    assert docs_before == {p: p.stat().st_mtime_ns for p in (ROOT / "docs").rglob("*") if p.is_file()}
+    assert smoke["docs_before"] == docs_state()
     t1 = time.perf_counter()
     p = reproduce("--budget", "smoke", "--out", out, "--only", "fig04,results")
     assert time.perf_counter() - t1 < 60 and "fig04_error_curves_simpnet.png" in p.stdout
+
+
+@pytest.mark.slow
+def test_no_figure_of_the_smoke_budget_has_an_empty_panel(smoke):
+    """Every visible axes of every figure the smoke budget writes draws data: at least one line, bar, band,
+    scatter or image with a finite point in data coordinates (not only reference lines, shading or text such
+    as 'not run'). Each figure was recorded as it was saved, in whichever process drew it."""
+    figures = smoke["out"] / "figures"
+    records = {}
+    for line in smoke["audit"].read_text().splitlines():
+        r = json.loads(line)
+        if Path(r["file"]).parent == figures:
+            records[Path(r["file"]).name] = r  # the last save of a file is the one on disk
+    pngs = sorted(p.name for p in figures.glob("*.png"))
+    assert pngs and set(pngs) <= set(records), sorted(set(pngs) - set(records))
+    empty = [f"{name}: panel {i} {a['title']!r}" for name in pngs for i, a in enumerate(records[name]["axes"])
+             if a["visible"] and a["data"] == 0]
+    assert not empty, "panels that draw no data:\n" + "\n".join(empty)
 
 
 def test_smoke_never_writes_the_published_docs(tmp_path):

@@ -297,3 +297,31 @@ def test_circuit_signals_print_a_regime_line_per_epoch(kw):
     lines = []
     train(cfg(epochs=1, **kw), dataset=ds, log=lines.append)
     assert not [line for line in lines if "circuits:" in line]
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_run_files_get_the_mode_of_an_ordinary_new_file(tmp_path, umask, mode):
+    """config.json, metrics.jsonl and checkpoint.pt are written through a temporary file (mode 0600) and a
+    rename; each ends with 0666 less the umask, as a file opened for writing would: readable by the group of
+    a shared run folder under the usual umask 022."""
+    import os
+
+    old = os.umask(umask)
+    try:
+        train(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset())
+    finally:
+        os.umask(old)
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt"):
+        assert (tmp_path / "r" / name).stat().st_mode & 0o777 == mode, name
+
+
+@pytest.mark.slow
+def test_the_defaults_learn_on_the_default_data_set(tmp_path):
+    """``python sims/train.py`` with no flag (simpnet, URFB, digits, 10 epochs, the digits batch size) ends far
+    below chance (90%): with the paper's batch of 500 the 1,137 training digits give 3 steps an epoch and the
+    run ends at chance."""
+    p = subprocess.run([sys.executable, str(ROOT / "sims" / "train.py"), "--out", str(tmp_path / "r"),
+                        "--no-progress", "--threads", "2"], capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, p.stderr
+    rows = read_metrics(tmp_path / "r")
+    assert len(rows) == 10 and rows[-1]["test_error"] < 0.2, [r["test_error"] for r in rows]
