@@ -192,9 +192,6 @@ BREAKS = {
     "spiking-net-brian2-not-seeded": (
         "circuits/spiking_network.py", "            self.b2.seed(self.seed)\n", "",
         "tests/test_spiking_network.py::test_numpy_and_cpp_standalone_are_bit_identical"),
-    "spiking-net-hebb-sign": (
-        "circuits/spiking_network.py", 'f"w += {hebb} * v_post * v_pre"', 'f"w -= {hebb} * v_post * v_pre"',
-        "tests/test_spiking_network.py::test_one_epoch_on_a_tiny_network_learns"),
     "plain-network-order-not-checked": (
         "models/schedule.py", "    check_order(G, events, net.names)\n    layers = []\n", "    layers = []\n",
         "tests/test_brian2_network.py::test_misordered_schedule_is_refused_before_anything_runs"),
