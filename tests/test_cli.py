@@ -174,7 +174,8 @@ def test_train_ctrl_c_prints_the_whole_resume_command_and_it_continues_the_run(t
     proc = subprocess.Popen([sys.executable, *argv], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and not (out / "checkpoint.pt").exists() and proc.poll() is None:
+    # metrics.jsonl is written just after checkpoint.pt at the end of an epoch: wait for both
+    while time.time() < deadline and not (out / "metrics.jsonl").exists() and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
