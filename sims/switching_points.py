@@ -21,8 +21,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 from circuits import spiking  # noqa: E402
 from sims import cli  # noqa: E402
@@ -57,7 +55,8 @@ def parse_args(argv=None):
 
 def table(res: spiking.Switching) -> str:
     x50 = res.calibration.x50
-    lines = ["| circuit | detector | θ | scale | x½ | d (x½ − θ) | / scale | / x₅₀ |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| circuit | detector | θ | scale | x½ | d (x½ − θ) | / scale | / x₅₀ |",
+             "|---|---|---|---|---|---|---|---|"]
     for p in res.points:
         lines.append(f"| {p.circuit} | {p.detector} | {p.theta:+.4f} | {p.scale:g} | {p.x_half:+.5f} | "
                      f"{p.distance:+.5f} | {p.relative:+.4f} | {p.distance / x50:+.2f} |")
