@@ -63,7 +63,8 @@ Fig. 15 for push-pull rates. All its projections have one sign per population (D
 
 Targets and seeds: every entry point takes ``target="numpy" | "cython" | "cpp_standalone"`` and runs the
 network on it (numpy and cython on Brian2's runtime device; cpp_standalone as its own standalone project in
-``directory``, one ``run``, built and executed; unchanged code is not recompiled). ``seed`` (an int or None):
+``directory``, one ``run``, built and executed; unchanged code is not recompiled; a lock file beside the folder
+keeps two processes from building or reading one folder at once). ``seed`` (an int or None):
 
 - initial membrane potentials and input phases are drawn from ``numpy.random.default_rng(seed)`` (the same
   values on every target; fresh entropy for None);
@@ -79,12 +80,12 @@ from __future__ import annotations
 import functools
 import gc
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from circuits import transfer
+from circuits.brian import _lock, standalone_dir
 from circuits.continuous import READOUTS, Trajectory, _check_readout, _prepare, agreement_of, cycle_length
 from circuits.params import check_params
 
@@ -200,9 +201,12 @@ def _check_choice(name, value, choices):
 
 
 def _standalone_dir(name: str, directory) -> str:
+    """The project folder of a cpp_standalone run: ``directory`` if given, else ``spiking-<name>`` in the project's
+    build folder (``circuits.brian.standalone_dir``: ``$ASYMHEBB_BRIAN2_BUILD`` or the system's temporary
+    folder)."""
     if directory is not None:
         return str(directory)
-    return os.path.join(tempfile.gettempdir(), f"asymhebb-brian2-standalone-{os.getuid()}", name)
+    return standalone_dir(f"spiking-{name}")
 
 
 def _execute(make, duration: float, *, target: str, seed, directory=None, name: str):
@@ -228,9 +232,12 @@ def _execute(make, duration: float, *, target: str, seed, directory=None, name: 
             if seed is not None:
                 b2.seed(int(seed))
             net.run(duration * b2.second, namespace={})
-            b2.device.build(directory=_standalone_dir(name, directory), run=True, compile=True,
-                            with_output=False)
-            return collect()
+            folder = _standalone_dir(name, directory)
+            # Held from the build until the monitors are read back: two processes building the same network
+            # (two test workers, two scripts) would otherwise write and read one folder at once.
+            with _lock(folder):
+                b2.device.build(directory=folder, run=True, compile=True, with_output=False)
+                return collect()
         finally:
             b2.device.reinit()
             reset_device()
@@ -642,8 +649,8 @@ def trajectory(h, s, *, M: float, S: float = 1.0, mu: float, eps: float, cycles:
     ``margin`` defaults to 0.5 here (σ_ctl thresholds half way to the oscillation values, docs/spec.md §7.1): with
     the paper's zero margin the t threshold sits exactly on the settled rate-coded δ, and rate noise alone
     switches t on in the update regimes (docs/spiking.md). ``inputs``, ``dale``, ``seed``, ``target``: module
-    docstring; ``directory``: the cpp_standalone project folder (default: one per network under the system's
-    temporary folder, reused, so that unchanged code is not compiled again). ``record_neurons``: flat indices of
+    docstring; ``directory``: the cpp_standalone project folder (default: one per network in the project's build
+    folder, ``circuits.brian.standalone_dir``, reused, so that unchanged code is not compiled again). ``record_neurons``: flat indices of
     detector neurons, ``(circuit * 6 + detector) * N + j``, whose v and I are recorded.
     """
     import brian2 as b2

@@ -331,6 +331,9 @@ BREAKS = {
         "circuits/spiking.py", "    duration = t_settle + window\n    rng = np.random.default_rng(seed)",
         "    duration = t_settle + window\n    rng = np.random.default_rng()",
         "tests/test_spiking_seeds.py::test_same_seed_same_spikes_other_seed_other_spikes_callers_state_untouched[gate-regular]"),
+    "spiking-standalone-build-unlocked": (
+        "circuits/spiking.py", "            with _lock(folder):\n", "            if True:\n",
+        "tests/test_spiking_seeds.py::test_cpp_standalone_build_and_read_back_hold_the_folders_lock"),
     "spiking-calibration-unseeded": (
         "circuits/spiking.py", "    N = params.N\n    rng = np.random.default_rng(seed)",
         "    N = params.N\n    rng = np.random.default_rng()",

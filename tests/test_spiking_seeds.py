@@ -156,6 +156,40 @@ def test_cpp_standalone_same_seed_same_spikes_other_seed_other_spikes(brian):
     assert not np.array_equal(a.spikes["time"], c.spikes["time"])
 
 
+@pytest.mark.slow
+def test_cpp_standalone_build_and_read_back_hold_the_folders_lock(brian, monkeypatch):
+    """Two processes running the same network on cpp_standalone share its project folder: while one builds,
+    runs and reads the program's results back, the folder's lock file is held, so another process (here a lock
+    of our own on the same file, which flock refuses while the run holds it) waits instead of overwriting the
+    folder under it."""
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+    from brian2.utils.filelock import FileLock, Timeout
+
+    seen = []
+    build = CPPStandaloneDevice.build
+
+    def build_and_probe(self, *args, **kwargs):
+        lock = FileLock(kwargs["directory"] + ".lock")
+        for when in ("before", "after"):
+            if when == "after":
+                build(self, *args, **kwargs)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                seen.append((when, "held"))
+            else:
+                lock.release()
+                seen.append((when, "free"))
+
+    monkeypatch.setattr(CPPStandaloneDevice, "build", build_and_probe)
+    H6 = np.array([0.0, -0.5, 1.5, 0.0, 0.5, -1.5])
+    S6 = np.array([1, 1, 1, -1, -1, -1.0])
+    tr = spiking.trajectory(H6, S6, **P, cycles=8, window=3, inputs="poisson", record_spikes=True, seed=5,
+                            target="cpp_standalone")
+    assert seen == [("before", "held"), ("after", "held")]
+    assert len(tr.spikes["time"]) > 0  # read back under the lock: the results are there
+
+
 # --- the gate's agreement counts ---------------------------------------------------------------------------
 
 def test_gate_agreement_counts_open_and_saturated_units_against_eq3(brian):
