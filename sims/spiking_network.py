@@ -13,7 +13,8 @@ Three modes (docs/spiking_network.md):
     python sims/spiking_network.py raster --out DIR --publish
 
 ``agree`` writes DIR/agreement.json and DIR/fig15_spiking_network_agreement.png; ``learn`` writes
-DIR/learn_<rule>_seed<k>.json (per epoch: test error of both, the weights' correlation); ``curves`` draws
+DIR/learn_<rule>_seed<k>.json (per epoch: test error of both, the weights' correlation) and checkpoints
+after every epoch (DIR/learn_<rule>_seed<k>.ckpt): rerun the same command to resume; ``curves`` draws
 fig15_spiking_network_learning.png from such files (and the rate network's summary.json files of
 sims/brian2_network.py given with --rate); ``raster`` writes fig15_spiking_network_raster.png.
 """
@@ -248,28 +249,79 @@ def agreement_figure(rows, path, n):
 
 
 # ---------------------------------------------------------------------------------------------- learn
+def _learn_settings(n_tr, n_te):
+    return {"net": args.net, "rule": args.rule, "seed": args.seed, "N": Ns[0], "phase": phases[0],
+            "settle": args.settle, "lr": args.lr, "eps": args.circuit_eps, "train": n_tr, "test": n_te,
+            "target": args.target}
+
+
+def _resume(path, settings):
+    """The checkpoint at ``path`` (None if there is none), refused in one line if it was written with other
+    settings: resuming it would mix two experiments."""
+    if not os.path.exists(path):
+        return None
+    try:
+        ck = torch.load(path, weights_only=False)
+        saved = ck["settings"]
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same one-line answer
+        cli.fail(f"{path} is not a checkpoint of this script ({type(e).__name__}); move it away, or give another "
+                 "--out to start afresh")
+    diff = [f"{k} {saved.get(k)!r} (asked {v!r})" for k, v in settings.items() if saved.get(k) != v]
+    if diff:
+        cli.fail(f"{path} was written with other settings: {', '.join(diff)}; give those settings to resume it, or "
+                 "another --out to start afresh")
+    return ck
+
+
+def _save(path, obj):
+    """Atomically (a temporary file in the same folder, then a rename): an interrupted save loses nothing."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def learn():
+    """Epochs of the spiking network beside the PyTorch scheduled engine (= the rate network), same initial
+    weights and order. After every epoch the state (both networks' weights, the rows) is checkpointed to
+    learn_<tag>.ckpt; a rerun with the same settings and --out resumes from the last finished epoch. On
+    cpp_standalone that continuation is exact: every block starts the neurons from the built initial state,
+    reseeded, with the current weights, so a network rebuilt with the checkpoint's weights runs the next epoch
+    as the uninterrupted one would. (On numpy the neurons' state carries over between blocks in one process;
+    a resumed run starts them afresh.)"""
     ds, classes, net, mu, engine, loss_fn = setup()
     x_tr = torch.as_tensor(ds.x_train, dtype=torch.float64)
     y_tr = torch.as_tensor(ds.y_train, dtype=torch.long)
     x_te = torch.as_tensor(ds.x_test, dtype=torch.float64)
     y_te = torch.as_tensor(ds.y_test, dtype=torch.long)
     n_tr, n_te = len(y_tr), len(y_te)
+    tag = f"{args.rule}_seed{args.seed}"
+    settings = _learn_settings(n_tr, n_te)
+    ck_path = os.path.join(out_root, f"learn_{tag}.ckpt")
+    ck = _resume(ck_path, settings)
     plain = plain_network(net)
+    rows, err0 = [], None
+    if ck is not None:
+        net.load_state_dict(ck["net"])
+        for lay, (w, r) in zip(plain["layers"], ck["spiking_weights"]):
+            lay["W"]["w"], lay["R"]["w"] = np.asarray(w), np.asarray(r)
+        rows, err0 = ck["rows"], ck["test_error_initial"]
+        print(f"{tag}: resuming after epoch {len(rows)} of {args.epochs} from {ck_path}", flush=True)
+    if len(rows) >= args.epochs:
+        print(f"{tag}: {len(rows)} epochs already done (asked {args.epochs}); nothing to run", flush=True)
+        return _write_learn(settings, err0, rows, tag)
     if args.target == "cpp_standalone":
         b2.set_device("cpp_standalone", build_on_run=False)
     else:
         b2.prefs.codegen.target = "numpy"
-    tag = f"{args.rule}_seed{args.seed}"
     sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
                                 n_examples=n_tr + n_te, N=Ns[0], phase=phases[0], settle=args.settle, seed=args.seed,
                                 record_weights=False, name="sn", **circuit(mu),
                                 directory=os.path.join(out_root, f"standalone_{args.rule}_N{Ns[0]}"))
     eta = np.concatenate([np.full(n_tr, args.lr), np.zeros(n_te)])
     s_te = supervisory(y_te.numpy(), classes)
-    rows = []
-    _, err0 = evaluate(net, x_te, y_te, loss_fn, 1000)
-    for epoch in range(args.epochs):
+    if err0 is None:
+        _, err0 = evaluate(net, x_te, y_te, loss_fn, 1000)
+    for epoch in range(len(rows), args.epochs):
         order = epoch_order(n_tr, args.seed, epoch)
         t0 = time.perf_counter()
         for idx in order.tolist():
@@ -283,7 +335,8 @@ def learn():
         sec_s = time.perf_counter() - t0
         pred = res["output"].argmax(1)
         corr = {}
-        for li, ((w_s, r_s), (w_r, r_r)) in enumerate(zip(sn.weights(), synapse_values(net, plain))):
+        spiking_weights = sn.weights()
+        for li, ((w_s, r_s), (w_r, r_r)) in enumerate(zip(spiking_weights, synapse_values(net, plain))):
             name = plain["layers"][li]["name"]
             corr[f"W {name}"] = float(np.corrcoef(w_s, w_r)[0, 1])
             corr[f"R {name}"] = float(np.corrcoef(r_s, r_r)[0, 1])
@@ -292,14 +345,19 @@ def learn():
                "test_error_rate": err_t, "weight_correlation": corr, "seconds_spiking": sec_s,
                "seconds_rate_torch": sec_t, "seconds_per_example_spiking": sec_s / (n_tr + n_te)}
         rows.append(row)
+        _save(ck_path, {"settings": settings, "rows": rows, "test_error_initial": err0, "net": net.state_dict(),
+                        "spiking_weights": spiking_weights})
         print(f"{tag} epoch {epoch + 1}: test error spiking {100 * row['test_error_spiking']:.2f}% rate "
               f"{100 * err_t:.2f}% | corr " + " ".join(f"{k} {v:.3f}" for k, v in corr.items()) +
               f" | spiking {sec_s:.1f} s ({1000 * sec_s / (n_tr + n_te):.0f} ms/example, {args.target})", flush=True)
-    out = {"net": args.net, "rule": args.rule, "seed": args.seed, "N": Ns[0], "phase": phases[0],
-           "settle": args.settle, "lr": args.lr, "eps": args.circuit_eps, "train": n_tr, "test": n_te,
-           "target": args.target, "test_error_initial": err0, "epochs": rows}
-    with open(os.path.join(out_root, f"learn_{tag}.json"), "w") as f:
-        json.dump(out, f, indent=2)
+    _write_learn(settings, err0, rows, tag)
+
+
+def _write_learn(settings, err0, rows, tag):
+    tmp = os.path.join(out_root, f"learn_{tag}.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(dict(settings, test_error_initial=err0, epochs=rows), f, indent=2)
+    os.replace(tmp, os.path.join(out_root, f"learn_{tag}.json"))
 
 
 def curves():

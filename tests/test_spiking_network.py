@@ -185,3 +185,55 @@ def test_one_epoch_on_a_tiny_network_learns(brian, tmp_path):
     err_before = float((before != y[n_tr:]).mean())
     err = float((res["output"][n_tr:].argmax(1) != y[n_tr:]).mean())
     assert err < 0.3 and err < err_before - 0.2, (err_before, err)
+
+
+# --- sims/spiking_network.py learn: checkpoints and resume ---------------------------------------------------
+
+_LEARN = ["learn", "--net", "full 8; output", "--N", "4", "--phase", "0.02", "--settle", "0.005",
+          "--train-subset", "20"]
+
+
+def _learn(out, epochs, timeout=900):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, str(root / "sims" / "spiking_network.py"), *_LEARN, "--epochs",
+                           str(epochs), "--out", str(out)], capture_output=True, text=True, timeout=timeout,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+
+
+def test_learn_refuses_a_checkpoint_written_with_other_settings(tmp_path):
+    """A checkpoint of other settings (here N = 5 where 4 is asked) is refused in one line, exit 2, before
+    any Brian2 object is built, and is left as it was."""
+    out = tmp_path / "o"
+    out.mkdir()
+    ck = out / "learn_urfb_seed0.ckpt"
+    torch.save({"settings": {"N": 5}, "rows": []}, ck)
+    before = ck.read_bytes()
+    p = _learn(out, 1, timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), p.stderr[-2000:]
+    assert "N 5 (asked 4)" in lines[0]
+    assert ck.read_bytes() == before and sorted(x.name for x in out.iterdir()) == [ck.name]
+
+
+@pytest.mark.slow
+def test_learn_resumed_after_an_epoch_equals_the_uninterrupted_run(tmp_path):
+    """cpp_standalone: 2 epochs in one go, and 1 epoch then a rerun asking for 2 (resumed from the epoch-1
+    checkpoint), give the same rows: test and training errors of both networks and the weights' correlations,
+    exactly. Every block starts the neurons from the built state, reseeded, with the current weights, so the
+    checkpoint's weights are all a resumed run needs."""
+    import json
+
+    rows = []
+    for out, steps in ((tmp_path / "a", (2,)), (tmp_path / "b", (1, 2))):
+        for epochs in steps:
+            p = _learn(out, epochs)
+            assert p.returncode == 0, p.stderr[-3000:]
+        rows.append(json.loads((out / "learn_urfb_seed0.json").read_text())["epochs"])
+    assert "resuming after epoch 1 of 2" in p.stdout
+    keys = ("test_error_spiking", "train_error_spiking", "test_error_rate", "weight_correlation")
+    assert [[r[k] for k in keys] for r in rows[0]] == [[r[k] for k in keys] for r in rows[1]]
+    assert len(rows[0]) == 2
