@@ -156,7 +156,7 @@ streams = {(C, reset): output_error.stream(hs, ss, cycles_per_example=C, reset=r
            for C in (2, 3, 4, 5) for reset in (True, False)}
 fig = plt.figure(figsize=(13, 5.6))
 gs = fig.add_gridspec(2, 2, width_ratios=[2.2, 1])
-C, show = 5, 6
+C, show = 5, min(6, E)
 # the class and the stretch of `show` examples where the stale t changes δ the most (reset vs not), so that
 # the two rows show the difference the right panel counts
 gap = np.abs(streams[(C, True)].delta - streams[(C, False)].delta).sum(axis=1)  # (examples, classes)
@@ -204,8 +204,8 @@ fig.suptitle("Fig. 14 circuit on a stream of examples (TimedArray inputs), seque
              "to 2 cycles, and only after an odd number of cycles per example", fontsize=10)
 bottom = cli.caption(fig, f"Brian2 rate network ({args.target}), M={args.M:g}, S={args.S:g}, μ={args.mu:.3g}, "
                           f"ε={args.eps:g}; {E} examples of 10 classes, h uniform on (−M, M), one class "
-                          "presented (s = +1) per example, drawn with seed 0. Left: the class and the 6 consecutive "
-                          "examples where the reset changes δ the most; above each example, its input and eq. 6. Right: "
+                          "presented (s = +1) per example, drawn with seed 0. Left: the class and the "
+                          f"{show} consecutive examples where the reset changes δ the most; above each example, its input and eq. 6. Right: "
                           "cycles beyond the 2 a fresh circuit needs until the veto readout equals eq. 6.")
 f1c = str(cli.save(fig, os.path.join(args.out, "fig14_output_circuit_stream.png"), bottom=bottom))
 
