@@ -195,13 +195,21 @@ def rules_text() -> list[str]:
         "layers whose R carries feedback and that are not the output layer; the output layer is reported beside "
         "them (the paper says it aligns under both rules) and decides nothing.",
         f"- **Similar rates** (claim 6): from epoch 0 to the last epoch at which URFB's mean claim-5 correlation "
-        f"is below {C.WEAK:g}, URFB's drop of error ÷ BP-H's, on the training and the validation error; similar "
+        f"is below {C.WEAK:g}, URFB's drop of error ÷ BP's (softmax BP where the row has it, else BP-H), on the "
+        "training and the validation error; similar "
         f"when the whole interval lies in {C.SIMILAR_LOW:g}–{C.SIMILAR_HIGH:g}×, not similar when wholly outside.",
         "- **Same ordering** (claim 4): fails only where a pair of rules is ordered in opposite directions by the "
         "tied and the untied row, each beyond its noise; holds when some pair is ordered beyond the noise and no "
         "row leans against it.",
         f"- **Plateau escape** (reported with claim 3): epochs until the validation error first falls below "
         f"{C.ESCAPE:g}%.",
+        "- **Larger at 50%** (claim 7): the per-seed FRFB − URFB gap at 50% minus the gap at 100%, compared as "
+        "*better*. **Grows with depth** (claim 8): the gap of each deeper net minus the one before, likewise, at "
+        "every step.",
+        f"- **Similar across positions** (claim 9): the mean correlation of one channel's learned change W − W(0) "
+        "between positions minus the same for different channels (the control), per seed; holds when the "
+        f"interval lies above 0 and the mean above {C.GROW:g}, fails when the whole interval lies below {C.GROW:g} "
+        "(no more similar than different filters, by any margin that counts).",
         "- With 3 seeds the standard errors are rough: *undecided* means this budget cannot tell, not that the "
         "claim is false; *fails* is printed with the numbers that make it fail.",
     ]

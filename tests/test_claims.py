@@ -306,6 +306,8 @@ def test_claim9_each_way():
     assert _filters([0.4, 0.45, 0.42], [0.01, 0.0, 0.02]).verdict == "holds"
     assert _filters([0.0, 0.01, 0.0], [0.3, 0.31, 0.29]).verdict == "fails"
     assert _filters([0.05, -0.02, 0.1], [0.02, 0.0, 0.03]).verdict == "undecided"
+    # as alike as the control, measured tightly: the similarity is surely below the least that counts (GROW)
+    assert _filters([0.002, 0.003, 0.002], [0.002, 0.002, 0.002]).verdict == "fails"
 
 
 def test_every_verdict_names_the_papers_sentence():
