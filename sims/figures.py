@@ -389,7 +389,10 @@ def fig_protocols(matrix, results, fig_dir, fig_id, number, what):
             tick = label(p).replace(" (", "\n(")
             if ref and p != ref:
                 d, se, n = _paired(finals[ref], finals[p])
-                tick += f"\n{d:+.1f}" + (f" ± {se:.1f}" if n > 1 else "")
+                if n == 0:  # no seed finished under both: nothing to pair
+                    tick += "\n(no shared seed)"
+                else:
+                    tick += f"\n{d:+.1f}" + (f" ± {se:.1f}" if n > 1 else "")
             ticks.append(tick)
         ax.set_xticks(range(len(protocols)), ticks, fontsize=7)
         ax.set(ylabel=f"validation error (%), mean of last {LAST_EPOCHS} epochs", title=_row_title(row))

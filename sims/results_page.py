@@ -245,7 +245,7 @@ def write_page(matrix, results, page: Path, figures: list[str], command: str, ro
     page.write_text("\n".join(lines) + "\n")
     page.with_suffix(".json").write_text(json.dumps(
         {"budget": matrix.name, "description": matrix.description, "runs": len(results),
-         "verdicts": [v.__dict__ for v in verdicts]}, indent=1) + "\n")
+         "runs_planned": len(matrix.runs()), "verdicts": [v.__dict__ for v in verdicts]}, indent=1) + "\n")
     return verdicts
 
 
@@ -275,6 +275,9 @@ def write_index(results_dir: Path, index: Path) -> Path:
                 v = next((x for x in d["verdicts"] if x["claim"] == n), None)
                 cells.append(f"**{v['verdict']}**" if v else "–")
             lines.append(f"| {n}. {claim.text} | " + " | ".join(cells) + " |")
-        lines += ["", *[f"- **{name}**: {d['description']}; {d['runs']} runs finished." for name, d in budgets]]
+        lines += ["", *[f"- **{name}**: {d['description']}; {d['runs']} of {d.get('runs_planned', d['runs'])} runs "
+                        "finished" + (" (the budget is still running: its verdicts may change)"
+                                      if d["runs"] < d.get("runs_planned", d["runs"]) else "") + "."
+                        for name, d in budgets]]
     index.write_text("\n".join(lines) + "\n")
     return index
