@@ -16,7 +16,7 @@ regime. It is used for the rate network, its PyTorch module, and the continuous 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -19,7 +19,6 @@ import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 from sims import cli  # noqa: E402
@@ -145,7 +144,7 @@ for name, make in CIRCUITS:
         print(f"{name:48s} {target:15s} agree {agree.sum():6d}/{n} (grid {'all' if grid_ok else 'NOT all'}) "
               f"max |Δ| vs numpy {diff:.3g}   {seconds:.2f} s", flush=True)
 
-lines = [f"| circuit | target | rule | inputs (grid + draws) | agree | grid | max \\|Δ\\| vs numpy | s |",
+lines = ["| circuit | target | rule | inputs (grid + draws) | agree | grid | max \\|Δ\\| vs numpy | s |",
          "|---|---|---|---|---|---|---|---|"]
 for r in rows:
     pct = 100.0 * r["agree"] / r["inputs"]

@@ -24,7 +24,6 @@ naming them; pass another --out for them. More --epochs than before continue the
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time

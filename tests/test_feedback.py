@@ -1,5 +1,4 @@
 """docs/spec.md §1, §2, §4: feedback through R, the strict σ gate of eq. 3."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
