@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import matplotlib
 
@@ -78,7 +79,7 @@ from models.data import load  # noqa: E402
 from models.losses import default_mu, make_loss  # noqa: E402
 from models.network import Network  # noqa: E402
 from models.schedule import ScheduledEngine, plain_network, synapse_values  # noqa: E402
-from models.train import epoch_order, evaluate  # noqa: E402
+from models.train import _atomic_write, _write_json, epoch_order, evaluate  # noqa: E402
 
 warnings.filterwarnings("ignore")
 b2.BrianLogger.log_level_error()
@@ -274,10 +275,9 @@ def _resume(path, settings):
 
 
 def _save(path, obj):
-    """Atomically (a temporary file in the same folder, then a rename): an interrupted save loses nothing."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """Atomically (``models.train``'s writer: a temporary file in the same folder, then a rename), so an
+    interrupted save loses nothing."""
+    _atomic_write(Path(path), lambda f: torch.save(obj, f))
 
 
 def learn():
@@ -354,10 +354,7 @@ def learn():
 
 
 def _write_learn(settings, err0, rows, tag):
-    tmp = os.path.join(out_root, f"learn_{tag}.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(dict(settings, test_error_initial=err0, epochs=rows), f, indent=2)
-    os.replace(tmp, os.path.join(out_root, f"learn_{tag}.json"))
+    _write_json(Path(out_root) / f"learn_{tag}.json", dict(settings, test_error_initial=err0, epochs=rows))
 
 
 def curves():
