@@ -120,6 +120,33 @@ def on_target(target, name: str):
             b2.prefs[k] = v
 
 
+@contextlib.contextmanager
+def device(target: str, *, profile: bool = False):
+    """Brian2 on ``target`` for the networks built and run inside: ``cpp_standalone`` is a standalone device of
+    its own with ``build_on_run=False`` (the network builds its program at its first run, as
+    ``LearningNetwork`` does), so one process can build several programs one after another; ``numpy`` and
+    ``cython`` are the runtime device with that code generation target. ``profile``: Brian2 records the time
+    per code object (``brian2.profiling_summary(net)`` after a run). On exit the previous device and the
+    preferences come back."""
+    check_target(target)
+    if target is None:
+        raise ValueError("device() needs a target: one of " + ", ".join(TARGETS))
+    import brian2 as b2
+
+    saved = {k: b2.prefs[k] for k in _SAVED_PREFS}
+    if target == "cpp_standalone":
+        b2.set_device(_new_standalone_device(), build_on_run=False, profile=profile)
+    else:
+        b2.set_device("runtime", profile=profile)
+        b2.prefs.codegen.target = target
+    try:
+        yield
+    finally:
+        _reset_device()
+        for k, v in saved.items():
+            b2.prefs[k] = v
+
+
 class Standalone:
     """A circuit network compiled once as a C++ standalone program, run many times with new values.
 

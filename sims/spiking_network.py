@@ -3,7 +3,9 @@ approximates (circuits/learning_network.py, equal to the PyTorch scheduled engin
 
 Three modes (docs/spiking_network.md):
 
-    # agreement per example and per phase with the rate network, on the same weights (η = 0), numpy target
+    # agreement per example and per phase with the rate network, on the same weights (η = 0); each (N, phase)
+    # a cpp_standalone program of its own (--target numpy: no compiler, ~100× slower); rows accumulate in
+    # DIR/agreement.json, so a second sweep into the same DIR adds to the first and a rerun skips what is there
     python sims/spiking_network.py agree --N 10,30,100,300 --phase 0.04 --examples 10 --out DIR
     python sims/spiking_network.py agree --N 30 --phase 0.02,0.04,0.08 --examples 10 --out DIR
     # learning: the spiking network (cpp_standalone, built once) beside the PyTorch scheduled engine, which
@@ -12,7 +14,7 @@ Three modes (docs/spiking_network.md):
     # a raster of every population through one example's phases beside the rate network's slots (Fig. 15)
     python sims/spiking_network.py raster --out DIR --publish
 
-``agree`` writes DIR/agreement.json and DIR/fig15_spiking_network_agreement.png; ``learn`` writes
+``agree`` writes DIR/agreement.json and DIR/fig15_spiking_network_agreement[_<net>].png; ``learn`` writes
 DIR/learn_<rule>_seed<k>.json (per epoch: test error of both, the weights' correlation) and checkpoints
 after every epoch (DIR/learn_<rule>_seed<k>.ckpt): rerun the same command to resume; ``curves`` draws
 fig15_spiking_network_learning.png from such files (and the rate network's summary.json files of
@@ -51,7 +53,10 @@ p.add_argument("--epochs", type=int, default=3)
 p.add_argument("--train-subset", type=int, default=None)
 p.add_argument("--lr", type=float, default=ETA)
 p.add_argument("--circuit-eps", type=float, default=EPS, help="ε of the output circuit (δ_L does not depend on it)")
-p.add_argument("--target", default="cpp_standalone", choices=["numpy", "cpp_standalone"], help="learn: Brian2 target")
+p.add_argument("--target", default="cpp_standalone", choices=["numpy", "cpp_standalone"],
+               help="agree, learn: Brian2 target of the spiking network")
+p.add_argument("--profile", action="store_true", help="agree, learn: where the spiking network's time goes "
+               "(Brian2's profiling summary per code object, printed and saved with the results)")
 p.add_argument("--inputs", nargs="*", default=[], help="curves: learn_*.json files and rate summary.json files; "
                "agree: an agreement.json to redraw without simulating")
 cli.add_output(p, "spiking_network", what="json files and figures")
@@ -167,12 +172,76 @@ def compare(ln_act, rate_slots, rec, phase_list, n, plain):
     return res
 
 
+def _agree_settings():
+    return {"net": args.net, "seed": args.seed, "examples": args.examples, "pretrain_epochs": args.pretrain,
+            "settle": args.settle, "lr": args.lr, "eps": args.circuit_eps}
+
+
+def _saved_rows(path, settings):
+    """The rows already in ``path`` (an agreement.json of the same settings), refused in one line if its
+    settings differ: one file, one experiment."""
+    if not os.path.exists(path):
+        return []
+    saved = json.load(open(path))
+    diff = [f"{k} {saved.get(k)!r} (asked {v!r})" for k, v in settings.items() if saved.get(k) != v]
+    if diff:
+        cli.fail(f"{path} holds rows of other settings: {', '.join(diff)}; give those settings to add to it, or "
+                 "another --out")
+    return saved["rows"]
+
+
+def binary_timing():
+    """On cpp_standalone, the seconds of the last compilation ('make') and of the last run of the binary (the
+    simulation alone, without Python, code generation or compiler); {} on the runtime targets."""
+    timers = getattr(b2.get_device(), "timers", None)
+    if not timers:
+        return {}
+    out = {"seconds_compile": timers["compile"]["make"], "seconds_binary": timers["run_binary"]}
+    return {k: float(v) for k, v in out.items() if v is not None}
+
+
+# what a code object does, from the name Brian2 gives it (first match)
+_KINDS = (("_stateupdater", "neurons: integrate v"), ("_spike_thresholder", "neurons: threshold and reset"),
+          ("_spike_resetter", "neurons: threshold and reset"), ("_phase_reset", "neurons: reset at each phase"),
+          ("_count_pre", "spikes into the counts (Synapses)"), ("summed_variable", "summed inputs (W, R, circuit)"),
+          ("_hebb", "Hebbian updates"), ("_phases_", "monitors"), ("_monitor_", "monitors"), ("_spikes_", "monitors"))
+
+
+def profile_summary(network, top=6):
+    """Brian2's time per code object in the last run, summed by what the objects do (``_KINDS``; the rest are
+    the slot operations: drives, latches, the circuit's readout) and the ``top`` largest objects:
+    {"by_kind": [(kind, s)], "top": [(name, s)]}, largest first."""
+    info = [(name, float(sec / b2.second)) for name, sec in network.profiling_info]
+    kinds = {}
+    for name, sec in info:
+        kind = next((k for key, k in _KINDS if key in name), "slot operations (drives, latches, readout)")
+        kinds[kind] = kinds.get(kind, 0.0) + sec
+    return {"by_kind": sorted(kinds.items(), key=lambda kv: -kv[1]), "top": sorted(info, key=lambda kv: -kv[1])[:top]}
+
+
+def print_profile(prof):
+    total = sum(s for _, s in prof["by_kind"])
+    print(f"  where the simulated time goes ({total:.2f} s in the code objects, Brian2's profiling):", flush=True)
+    for name, sec in prof["by_kind"]:
+        print(f"    {sec:9.3f} s  {100 * sec / total:5.1f}%  {name}", flush=True)
+    print("  largest code objects: " + ", ".join(f"{name} {100 * sec / total:.1f}%" for name, sec in prof["top"]),
+          flush=True)
+
+
 def agree():
+    from circuits import brian
+
     if args.inputs:  # redraw
         saved = json.load(open(args.inputs[0]))
-        agreement_figure(saved["rows"], os.path.join(fig_root, "fig15_spiking_network_agreement.png"),
-                         saved["examples"])
+        agreement_figure(saved["rows"], agreement_path(saved["net"]), saved["examples"], saved["net"],
+                         saved["seed"])
         return
+    settings = _agree_settings()
+    path = os.path.join(out_root, "agreement.json")
+    rows = _saved_rows(path, settings)
+    todo = [(N, ph) for N in Ns for ph in phases if not any(r["N"] == N and r["phase"] == ph for r in rows)]
+    for N, ph in sorted(set((N, ph) for N in Ns for ph in phases) - set(todo)):
+        print(f"N={N} phase={1000 * ph:.0f} ms: already in {path}", flush=True)
     ds, classes, net, mu, engine, loss_fn = setup()
     x_tr = torch.as_tensor(ds.x_train, dtype=torch.float64)
     y_tr = torch.as_tensor(ds.y_train, dtype=torch.long)
@@ -182,46 +251,65 @@ def agree():
     n = args.examples
     x = ds.x_test[:n].reshape(n, -1).astype(np.float64)
     s = supervisory(ds.y_test[:n], classes)
-    b2.prefs.codegen.target = "numpy"
-    ln = LearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"], n_examples=n,
-                         record_activity=True, record_weights=False, name="rate", **circuit(mu))
-    ln.monitors_h = {}
-    for L in plain["layers"]:  # h as well, to compare the summed input
-        g = ln.groups[L["name"]]
-        m = b2.StateMonitor(g, "h", record=True, when="end", name=f"{g.name}_h_activity")
-        ln.network.add(m)
-        ln.monitors_h[L["name"]] = m
-    rr = ln.run(x, s, 0.0)
-    act = ln.activity()
-    act.update({(k, "h"): np.asarray(m.h) for k, m in ln.monitors_h.items()})
-    rows = []
-    for N in Ns:
-        for ph in phases:
-            b2.start_scope()
-            t0 = time.perf_counter()
+    if todo:
+        b2.prefs.codegen.target = "numpy"
+        ln = LearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
+                             n_examples=n, record_activity=True, record_weights=False, name="rate", **circuit(mu))
+        ln.monitors_h = {}
+        for L in plain["layers"]:  # h as well, to compare the summed input
+            g = ln.groups[L["name"]]
+            m = b2.StateMonitor(g, "h", record=True, when="end", name=f"{g.name}_h_activity")
+            ln.network.add(m)
+            ln.monitors_h[L["name"]] = m
+        rr = ln.run(x, s, 0.0)
+        act = ln.activity()
+        act.update({(k, "h"): np.asarray(m.h) for k, m in ln.monitors_h.items()})
+    for N, ph in todo:
+        b2.start_scope()
+        t0 = time.perf_counter()
+        with brian.device(args.target, profile=args.profile):
             sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
                                         n_examples=n, N=N, phase=ph, settle=args.settle, seed=args.seed,
-                                        record_phases=True, record_weights=False, name=f"sn{N}", **circuit(mu))
+                                        record_phases=True, record_weights=False, name=f"sn{N}", **circuit(mu),
+                                        directory=os.path.join(out_root, f"standalone_agree_N{N}_{1000 * ph:g}ms"))
+            t_built = time.perf_counter()
             res = sn.run(x, s, 0.0)
             sec = time.perf_counter() - t0
             q = compare(act, ln.slots, sn.phase_record(), sn.phases, n, plain)
-            same = float(np.mean(res["output"].argmax(1) == rr["output"].argmax(1)))
-            row = {"N": N, "phase": ph, "window": ph - args.settle, "seconds": sec, "seconds_per_example": sec / n,
-                   "neurons": int(sum(g.N for g in sn.neuron_groups.values())), "quantities": q,
-                   "argmax_equal": same}
-            rows.append(row)
-            print(f"N={N:4d} phase={1000 * ph:.0f} ms ({row['neurons']} neurons, {sec / n:.2f} s/example numpy): " +
-                  "; ".join(f"{k} rms {v['rms']:.4f} r {v['corr']:.3f}" for k, v in q.items()), flush=True)
-    with open(os.path.join(out_root, "agreement.json"), "w") as f:
-        json.dump({"net": args.net, "seed": args.seed, "examples": n, "pretrain_epochs": args.pretrain,
-                   "settle": args.settle, "rows": rows}, f, indent=2)
-    agreement_figure(rows, os.path.join(fig_root, "fig15_spiking_network_agreement.png"), n)
+            prof = profile_summary(sn.network) if args.profile else None
+            timing = binary_timing()
+        same = float(np.mean(res["output"].argmax(1) == rr["output"].argmax(1)))
+        row = {"N": N, "phase": ph, "window": ph - args.settle, "target": args.target, "seconds": sec,
+               "seconds_per_example": sec / n, "seconds_objects": t_built - t0, **timing,
+               "neurons": int(sum(g.N for g in sn.neuron_groups.values())), "quantities": q,
+               "argmax_equal": same}
+        if prof:
+            row["profile"] = prof
+        rows.append(row)
+        rows.sort(key=lambda r: (r["phase"], r["N"]))
+        _write_json(Path(path), dict(settings, rows=rows))  # after every row: an interrupted sweep keeps them
+        print(f"N={N:4d} phase={1000 * ph:.0f} ms ({row['neurons']} neurons, {sec:.1f} s for {n} examples on "
+              f"{args.target}, build included): " +
+              "; ".join(f"{k} rms {v['rms']:.4f} r {v['corr']:.3f}" for k, v in q.items()), flush=True)
+        if prof:
+            print_profile(prof)
+    agreement_figure(rows, agreement_path(args.net), n, args.net, args.seed)
 
 
-def agreement_figure(rows, path, n):
+def agreement_path(net):
+    """fig15_spiking_network_agreement.png for the default network; other networks get their layers in the
+    name (``full 40; full 40; output`` → ..._agreement_full40-full40-output.png), so that both can be published."""
+    tag = "" if net == p.get_default("net") else "_" + "-".join(part.replace(" ", "") for part in net.split(";"))
+    return os.path.join(fig_root, f"fig15_spiking_network_agreement{tag}.png")
+
+
+def agreement_figure(rows, path, n, net, seed):
     qs = list(rows[0]["quantities"])
     sweeps = [(key, other) for key, other in (("N", "phase"), ("window", "N"))
               if any(len({r[key] for r in rows if r[other] == f}) > 1 for f in {r[other] for r in rows})]
+    if not sweeps:
+        print(f"no figure: {len(rows)} (N, phase) pair(s), no N or phase measured at two values", flush=True)
+        return
     fig, axes = plt.subplots(1, len(sweeps), figsize=(5.5 * len(sweeps) + 2.5, 4.3), squeeze=False)
     axes = axes[0]
     cmap = plt.get_cmap("tab10")
@@ -242,8 +330,8 @@ def agreement_figure(rows, path, n):
         ax.grid(alpha=0.3, which="both")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8)
-    fig.suptitle(f"Fig. 15 in spikes: agreement with the rate network, '{args.net}',\ndigits, {n} test examples, "
-                 f"same weights (η = 0), seed {args.seed}", fontsize=10)
+    fig.suptitle(f"Fig. 15 in spikes: agreement with the rate network, '{net}',\ndigits, {n} test examples, "
+                 f"same weights (η = 0), seed {seed}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 2.2 / (5.5 * len(sweeps) + 2.5), 0.93))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -288,6 +376,8 @@ def learn():
     reseeded, with the current weights, so a network rebuilt with the checkpoint's weights runs the next epoch
     as the uninterrupted one would. (On numpy the neurons' state carries over between blocks in one process;
     a resumed run starts them afresh.)"""
+    from circuits import brian
+
     ds, classes, net, mu, engine, loss_fn = setup()
     x_tr = torch.as_tensor(ds.x_train, dtype=torch.float64)
     y_tr = torch.as_tensor(ds.y_train, dtype=torch.long)
@@ -309,47 +399,52 @@ def learn():
     if len(rows) >= args.epochs:
         print(f"{tag}: {len(rows)} epochs already done (asked {args.epochs}); nothing to run", flush=True)
         return _write_learn(settings, err0, rows, tag)
-    if args.target == "cpp_standalone":
-        b2.set_device("cpp_standalone", build_on_run=False)
-    else:
-        b2.prefs.codegen.target = "numpy"
-    sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
-                                n_examples=n_tr + n_te, N=Ns[0], phase=phases[0], settle=args.settle, seed=args.seed,
-                                record_weights=False, name="sn", **circuit(mu),
-                                directory=os.path.join(out_root, f"standalone_{args.rule}_N{Ns[0]}"))
-    eta = np.concatenate([np.full(n_tr, args.lr), np.zeros(n_te)])
-    s_te = supervisory(y_te.numpy(), classes)
-    if err0 is None:
-        _, err0 = evaluate(net, x_te, y_te, loss_fn, 1000)
-    for epoch in range(len(rows), args.epochs):
-        order = epoch_order(n_tr, args.seed, epoch)
-        t0 = time.perf_counter()
-        for idx in order.tolist():
-            engine(net, x_tr[idx:idx + 1], y_tr[idx:idx + 1], loss_fn, args.lr, 0.0)
-        sec_t = time.perf_counter() - t0
-        _, err_t = evaluate(net, x_te, y_te, loss_fn, 1000)
-        xs = np.concatenate([x_tr[order].reshape(n_tr, -1).numpy(), x_te.reshape(n_te, -1).numpy()])
-        ss = np.concatenate([supervisory(y_tr[order].numpy(), classes), s_te])
-        t0 = time.perf_counter()
-        res = sn.run(xs, ss, eta)
-        sec_s = time.perf_counter() - t0
-        pred = res["output"].argmax(1)
-        corr = {}
-        spiking_weights = sn.weights()
-        for li, ((w_s, r_s), (w_r, r_r)) in enumerate(zip(spiking_weights, synapse_values(net, plain))):
-            name = plain["layers"][li]["name"]
-            corr[f"W {name}"] = float(np.corrcoef(w_s, w_r)[0, 1])
-            corr[f"R {name}"] = float(np.corrcoef(r_s, r_r)[0, 1])
-        row = {"epoch": epoch + 1, "test_error_spiking": float((pred[n_tr:] != y_te.numpy()).mean()),
-               "train_error_spiking": float((pred[:n_tr] != y_tr[order].numpy()).mean()),
-               "test_error_rate": err_t, "weight_correlation": corr, "seconds_spiking": sec_s,
-               "seconds_rate_torch": sec_t, "seconds_per_example_spiking": sec_s / (n_tr + n_te)}
-        rows.append(row)
-        _save(ck_path, {"settings": settings, "rows": rows, "test_error_initial": err0, "net": net.state_dict(),
-                        "spiking_weights": spiking_weights})
-        print(f"{tag} epoch {epoch + 1}: test error spiking {100 * row['test_error_spiking']:.2f}% rate "
-              f"{100 * err_t:.2f}% | corr " + " ".join(f"{k} {v:.3f}" for k, v in corr.items()) +
-              f" | spiking {sec_s:.1f} s ({1000 * sec_s / (n_tr + n_te):.0f} ms/example, {args.target})", flush=True)
+    with brian.device(args.target, profile=args.profile):
+        sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
+                                    n_examples=n_tr + n_te, N=Ns[0], phase=phases[0], settle=args.settle,
+                                    seed=args.seed,
+                                    record_weights=False, name="sn", **circuit(mu),
+                                    directory=os.path.join(out_root, f"standalone_{args.rule}_N{Ns[0]}"))
+        eta = np.concatenate([np.full(n_tr, args.lr), np.zeros(n_te)])
+        s_te = supervisory(y_te.numpy(), classes)
+        if err0 is None:
+            _, err0 = evaluate(net, x_te, y_te, loss_fn, 1000)
+        for epoch in range(len(rows), args.epochs):
+            order = epoch_order(n_tr, args.seed, epoch)
+            t0 = time.perf_counter()
+            for idx in order.tolist():
+                engine(net, x_tr[idx:idx + 1], y_tr[idx:idx + 1], loss_fn, args.lr, 0.0)
+            sec_t = time.perf_counter() - t0
+            _, err_t = evaluate(net, x_te, y_te, loss_fn, 1000)
+            xs = np.concatenate([x_tr[order].reshape(n_tr, -1).numpy(), x_te.reshape(n_te, -1).numpy()])
+            ss = np.concatenate([supervisory(y_tr[order].numpy(), classes), s_te])
+            t0 = time.perf_counter()
+            res = sn.run(xs, ss, eta)
+            sec_s = time.perf_counter() - t0
+            timing = binary_timing()
+            prof = profile_summary(sn.network) if args.profile else None
+            pred = res["output"].argmax(1)
+            corr = {}
+            spiking_weights = sn.weights()
+            for li, ((w_s, r_s), (w_r, r_r)) in enumerate(zip(spiking_weights, synapse_values(net, plain))):
+                name = plain["layers"][li]["name"]
+                corr[f"W {name}"] = float(np.corrcoef(w_s, w_r)[0, 1])
+                corr[f"R {name}"] = float(np.corrcoef(r_s, r_r)[0, 1])
+            row = {"epoch": epoch + 1, "test_error_spiking": float((pred[n_tr:] != y_te.numpy()).mean()),
+                   "train_error_spiking": float((pred[:n_tr] != y_tr[order].numpy()).mean()),
+                   "test_error_rate": err_t, "weight_correlation": corr, "seconds_spiking": sec_s,
+                   "seconds_rate_torch": sec_t, "seconds_per_example_spiking": sec_s / (n_tr + n_te), **timing}
+            if prof:
+                row["profile"] = prof
+            rows.append(row)
+            _save(ck_path, {"settings": settings, "rows": rows, "test_error_initial": err0, "net": net.state_dict(),
+                            "spiking_weights": spiking_weights})
+            print(f"{tag} epoch {epoch + 1}: test error spiking {100 * row['test_error_spiking']:.2f}% rate "
+                  f"{100 * err_t:.2f}% | corr " + " ".join(f"{k} {v:.3f}" for k, v in corr.items()) +
+                  f" | spiking {sec_s:.1f} s ({1000 * sec_s / (n_tr + n_te):.0f} ms/example, {args.target})",
+                  flush=True)
+            if prof:
+                print_profile(prof)
     _write_learn(settings, err0, rows, tag)
 
 

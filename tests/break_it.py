@@ -338,8 +338,16 @@ BREAKS = {
         "sims/spiking_network.py", 'lay["W"]["w"], lay["R"]["w"] = np.asarray(w), np.asarray(r)', "pass",
         "tests/test_spiking_network.py::test_learn_resumed_after_an_epoch_equals_the_uninterrupted_run"),
     "spiking-learn-resumes-other-settings": (
-        "sims/spiking_network.py", "    if diff:\n        cli.fail(", "    if False:\n        cli.fail(",
+        "sims/spiking_network.py", '    if diff:\n        cli.fail(f"{path} was written',
+        '    if False:\n        cli.fail(f"{path} was written',
         "tests/test_spiking_network.py::test_learn_refuses_a_checkpoint_written_with_other_settings"),
+    "spiking-agree-adds-to-other-settings": (
+        "sims/spiking_network.py", '    if diff:\n        cli.fail(f"{path} holds rows',
+        '    if False:\n        cli.fail(f"{path} holds rows',
+        "tests/test_spiking_network.py::test_agree_refuses_an_agreement_file_of_other_settings"),
+    "spiking-agree-remeasures-what-it-has": (
+        "sims/spiking_network.py", "    rows = _saved_rows(path, settings)\n", "    _saved_rows(path, settings)\n"
+        "    rows = []\n", "tests/test_spiking_network.py::test_agree_skips_the_pairs_already_in_its_agreement_file"),
     "claims-filters-fail-only-when-reversed": (
         "models/claims.py", "v = exceeds(d, se, least=GROW)", "v = better(d, se, least=GROW)",
         "tests/test_claims.py::test_claim9_each_way"),

@@ -237,3 +237,53 @@ def test_learn_resumed_after_an_epoch_equals_the_uninterrupted_run(tmp_path):
     keys = ("test_error_spiking", "train_error_spiking", "test_error_rate", "weight_correlation")
     assert [[r[k] for k in keys] for r in rows[0]] == [[r[k] for k in keys] for r in rows[1]]
     assert len(rows[0]) == 2
+
+
+# --- sims/spiking_network.py agree: rows accumulate in one agreement.json --------------------------------------
+
+_AGREE = {"net": "full 3; output", "seed": 0, "examples": 1, "pretrain_epochs": 0, "settle": 0.01, "lr": 0.03,
+          "eps": 0.5}
+
+
+def _agree(out, *extra, timeout=300):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, str(root / "sims" / "spiking_network.py"), "agree", "--net",
+                           _AGREE["net"], "--examples", "1", "--pretrain", "0", "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+
+
+def _agreement_file(out, **changed):
+    import json
+
+    row = {"N": 2, "phase": 0.04, "window": 0.03, "quantities": {"x_0 (input)": {"rms": 0.1, "corr": 0.9}}}
+    path = out / "agreement.json"
+    path.write_text(json.dumps(dict(_AGREE, **changed, rows=[row])))
+    return path
+
+
+def test_agree_skips_the_pairs_already_in_its_agreement_file(tmp_path):
+    """A sweep into a folder that already holds (N, phase) rows of the same settings measures only what is
+    missing: here nothing, so no Brian2 network is built and the file is left as it was."""
+    path = _agreement_file(tmp_path)
+    before = path.read_bytes()
+    p = _agree(tmp_path, "--N", "2", "--phase", "0.04")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "N=2 phase=40 ms: already in" in p.stdout
+    assert path.read_bytes() == before and not list(tmp_path.glob("standalone_*"))
+
+
+def test_agree_refuses_an_agreement_file_of_other_settings(tmp_path):
+    """Rows measured with other settings (here 3 examples where 1 is asked) are refused in one line, exit 2,
+    and the file is kept: one agreement.json holds one experiment."""
+    path = _agreement_file(tmp_path, examples=3)
+    before = path.read_bytes()
+    p = _agree(tmp_path, "--N", "2,4", timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), p.stderr[-2000:]
+    assert "examples 3 (asked 1)" in lines[0]
+    assert path.read_bytes() == before
