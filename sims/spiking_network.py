@@ -167,8 +167,11 @@ def compare(ln_act, rate_slots, rec, phase_list, n, plain):
     for q, (a, b) in pairs.items():
         a, b = np.concatenate(a), np.concatenate(b)
         corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+        # bias and slope (least squares of spiking on rate) split the RMS error into what more neurons remove
+        # (count noise) and what they do not (a systematic distortion of the populations' response)
+        slope = float(np.cov(a, b)[0, 1] / b.var(ddof=1)) if b.std() > 0 else float("nan")
         res[q] = {"rms": float(np.sqrt(np.mean((a - b) ** 2))), "corr": corr, "n": int(a.size),
-                  "rate_rms": float(np.sqrt(np.mean(b ** 2)))}
+                  "rate_rms": float(np.sqrt(np.mean(b ** 2))), "bias": float(np.mean(a - b)), "slope": slope}
     return res
 
 
@@ -235,6 +238,7 @@ def agree():
         saved = json.load(open(args.inputs[0]))
         agreement_figure(saved["rows"], agreement_path(saved["net"]), saved["examples"], saved["net"],
                          saved["seed"])
+        print(agreement_table([dict(r, examples=saved["examples"]) for r in saved["rows"]]))
         return
     settings = _agree_settings()
     path = os.path.join(out_root, "agreement.json")
@@ -290,10 +294,35 @@ def agree():
         _write_json(Path(path), dict(settings, rows=rows))  # after every row: an interrupted sweep keeps them
         print(f"N={N:4d} phase={1000 * ph:.0f} ms ({row['neurons']} neurons, {sec:.1f} s for {n} examples on "
               f"{args.target}, build included): " +
-              "; ".join(f"{k} rms {v['rms']:.4f} r {v['corr']:.3f}" for k, v in q.items()), flush=True)
+              "; ".join(f"{k} rms {v['rms']:.4f} r {v['corr']:.3f} slope {v['slope']:.3f}" for k, v in q.items()),
+              flush=True)
         if prof:
             print_profile(prof)
     agreement_figure(rows, agreement_path(args.net), n, args.net, args.seed)
+    print(agreement_table([dict(r, examples=n) for r in rows]))
+
+
+def agreement_table(rows):
+    """Markdown: one row per (phase, N): neurons, the binary's wall seconds per example (cpp_standalone; its
+    start included, and on a shared machine its waits), the CPU time per example spent in the code objects
+    (with --profile: Brian2 times them with std::clock, the process's CPU time, so it does not count waits), and
+    per quantity the RMS error against the rate network with the correlation r and the slope of spiking on
+    rate."""
+    qs = list(rows[0]["quantities"])
+    lines = ["| phase | N | neurons | binary, wall s/example | CPU ms/example (profile) | " + " | ".join(qs) + " |",
+             "|---" * (5 + len(qs)) + "|"]
+    for r in rows:
+        sec, n = r.get("seconds_binary"), r.get("examples", 1)
+        per = "–" if sec is None else f"{sec / n:.3f}"
+        if r.get("profile"):
+            per += f" | {1000 * sum(s for _, s in r['profile']['by_kind']) / n:.0f}"
+        else:
+            per += " | –"
+        cells = [f"{v['rms']:.3f} (r {v['corr']:.3f}, slope {v['slope']:.2f})" if "slope" in v else
+                 f"{v['rms']:.3f} (r {v['corr']:.3f})" for v in (r["quantities"][q] for q in qs)]
+        lines.append(f"| {1000 * r['phase']:.0f} ms | {r['N']} | {r['neurons']:,} | "
+                     f"{per} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def agreement_path(net):
@@ -452,6 +481,35 @@ def _write_learn(settings, err0, rows, tag):
     _write_json(Path(out_root) / f"learn_{tag}.json", dict(settings, test_error_initial=err0, epochs=rows))
 
 
+def learning_table(spk, rate):
+    """Markdown: per rule and seed, the test error after the last epoch of the spiking network, the PyTorch
+    engine and the Brian2 rate network (where a summary of that seed is given), the gap spiking − rate and the
+    weights' correlation with the rate network's; then the mean ± sd over seeds per rule."""
+    def err(r):
+        return 100 * r["epochs"][-1]["test_error_spiking"], 100 * r["epochs"][-1]["test_error_rate"]
+
+    lines = ["| rule | seed | epochs | spiking | PyTorch engine | Brian2 rate | spiking − rate | "
+             "corr. W, R (min over layers) |", "|---|---|---|---|---|---|---|---|"]
+    by_rule = {}
+    for r in sorted(spk, key=lambda r: (r["rule"] != "urfb", r["seed"])):
+        e_s, e_t = err(r)
+        b = [q for q in rate if q["rule"] == r["rule"] and q["seed"] == r["seed"] and
+             len(q["epochs"]) >= len(r["epochs"])]
+        e_b = f"{100 * b[0]['epochs'][len(r['epochs']) - 1]['test_error_brian2']:.1f}%" if b else "–"
+        c = r["epochs"][-1]["weight_correlation"]
+        cw = min(v for k, v in c.items() if k.startswith("W"))
+        cr = min(v for k, v in c.items() if k.startswith("R"))
+        lines.append(f"| {r['rule'].upper()} | {r['seed']} | {len(r['epochs'])} | {e_s:.1f}% | {e_t:.1f}% | {e_b} | "
+                     f"{e_s - e_t:+.1f} | {cw:.3f}, {cr:.3f} |")
+        by_rule.setdefault((r["rule"], len(r["epochs"])), []).append((e_s, e_t))
+    for (rule, n_ep), v in by_rule.items():
+        a = np.array(v)
+        sd = a.std(0, ddof=1) if len(a) > 1 else np.full(2, np.nan)
+        lines.append(f"| {rule.upper()} mean ± sd | {len(a)} seeds | {n_ep} | {a[:, 0].mean():.1f} ± {sd[0]:.1f}% | "
+                     f"{a[:, 1].mean():.1f} ± {sd[1]:.1f}% | | {(a[:, 0] - a[:, 1]).mean():+.1f} | |")
+    return "\n".join(lines)
+
+
 def curves():
     from sims.figures import colour
 
@@ -476,10 +534,12 @@ def curves():
     ax.set_ylabel("digits test error (%)")
     ax.set_title(f"Fig. 15 in spikes: learning curves, '{s0['net']}', {s0['train']} training digits, batch 1, "
                  f"η = {s0['lr']}\nspiking N = {s0['N']}, phase {1000 * s0['phase']:.0f} ms, seeds "
-                 f"{sorted({r['seed'] for r in spk})} (one line per seed); 360 test digits; chance 90%", fontsize=9)
+                 f"{sorted({r['seed'] for r in spk})} (one line per seed); {s0['test']} test digits; chance 90%",
+                 fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
+    print(learning_table(spk, rate))
     path = os.path.join(fig_root, "fig15_spiking_network_learning.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -260,7 +260,8 @@ def _agree(out, *extra, timeout=300):
 def _agreement_file(out, **changed):
     import json
 
-    row = {"N": 2, "phase": 0.04, "window": 0.03, "quantities": {"x_0 (input)": {"rms": 0.1, "corr": 0.9}}}
+    row = {"N": 2, "phase": 0.04, "window": 0.03, "neurons": 440,
+           "quantities": {"x_0 (input)": {"rms": 0.1, "corr": 0.9, "slope": 1.0}}}
     path = out / "agreement.json"
     path.write_text(json.dumps(dict(_AGREE, **changed, rows=[row])))
     return path
