@@ -156,7 +156,8 @@ def _row_table(matrix, results, root) -> list[str]:
         steps = sorted({res["metrics"][-1].get("step", "?") for res in done})
         commits = sorted({p.get("commit", "?")[:10] + ("+" if p.get("dirty") else "")
                           for res in done for p in _provenance(res["run"], root)})
-        net = row["net_name"] + (" untied" if row["untied"] else "") + \
+        net = row["net_name"] + (" untied (from scratch: every layer untied, drawn independently)"
+                                 if row["untied"] and not row.get("untie_from") else "") + \
             (f" (§4.1: layer 1 from {row['untie_from']}, frozen)" if row.get("untie_from") else "")
         lines.append(f"| {row['name']} | {net} | {run.config.slope:g} | {training_images(run):,} | "
                      f"{run.config.epochs} | {', '.join(map(str, steps)) or '–'} | {len(done)} of {len(runs)} | "
