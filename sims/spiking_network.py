@@ -78,6 +78,7 @@ import brian2 as b2  # noqa: E402
 import torch  # noqa: E402
 
 from circuits.learning_network import LearningNetwork  # noqa: E402
+from circuits import modules  # noqa: E402
 from circuits.modules import OutputErrorCircuit, ShutdownGate  # noqa: E402
 from circuits.spiking_network import SpikingLearningNetwork  # noqa: E402
 from models.data import load  # noqa: E402
@@ -92,9 +93,8 @@ torch.set_num_threads(1)
 
 
 def supervisory(y, classes):
-    s = -np.ones((len(y), classes))
-    s[np.arange(len(y)), y] = 1.0
-    return s
+    """circuits.modules.supervisory for NumPy labels: +1 at each label, -1 elsewhere, float64 (n, classes)."""
+    return modules.supervisory(torch.as_tensor(np.asarray(y), dtype=torch.long), classes, dtype=torch.float64).numpy()
 
 
 def setup():
