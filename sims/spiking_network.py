@@ -55,6 +55,8 @@ p.add_argument("--lr", type=float, default=ETA)
 p.add_argument("--circuit-eps", type=float, default=EPS, help="ε of the output circuit (δ_L does not depend on it)")
 p.add_argument("--target", default="cpp_standalone", choices=["numpy", "cpp_standalone"],
                help="agree, learn: Brian2 target of the spiking network")
+p.add_argument("--dale", action="store_true", help="agree, learn, raster: Dale's law (every neuron acts with one "
+               "sign: each sign of a population in two routes of N/2 neurons; N even; docs/spiking_network.md)")
 p.add_argument("--profile", action="store_true", help="agree, learn: where the spiking network's time goes "
                "(Brian2's profiling summary per code object, printed and saved with the results)")
 p.add_argument("--inputs", nargs="*", default=[], help="curves: learn_*.json files and rate summary.json files; "
@@ -66,6 +68,8 @@ with cli.guard():
     phases = [float(v) for v in args.phase.split(",")]
     if min(Ns) < 2 or min(phases) <= args.settle:
         raise cli.UsageError("--N must be ≥ 2 and every --phase longer than --settle")
+    if args.dale and any(N % 2 for N in Ns):
+        raise cli.UsageError("--dale carries each sign of a population by two routes of N/2 neurons: give an even --N")
     if args.mode == "learn" and (len(Ns) > 1 or len(phases) > 1):
         raise cli.UsageError("learn takes one --N and one --phase")
     cli.check_circuit(M=M, S=1.0, eps=args.circuit_eps, K=K)
@@ -175,9 +179,14 @@ def compare(ln_act, rate_slots, rec, phase_list, n, plain):
     return res
 
 
+def _dale_setting():
+    """{"dale": True} with --dale, else nothing: files written without the option keep their settings."""
+    return {"dale": True} if args.dale else {}
+
+
 def _agree_settings():
     return {"net": args.net, "seed": args.seed, "examples": args.examples, "pretrain_epochs": args.pretrain,
-            "settle": args.settle, "lr": args.lr, "eps": args.circuit_eps}
+            "settle": args.settle, "lr": args.lr, "eps": args.circuit_eps, **_dale_setting()}
 
 
 def _saved_rows(path, settings):
@@ -236,8 +245,8 @@ def agree():
 
     if args.inputs:  # redraw
         saved = json.load(open(args.inputs[0]))
-        agreement_figure(saved["rows"], agreement_path(saved["net"]), saved["examples"], saved["net"],
-                         saved["seed"])
+        agreement_figure(saved["rows"], agreement_path(saved["net"], saved.get("dale", False)), saved["examples"],
+                         saved["net"], saved["seed"], saved.get("dale", False))
         print(agreement_table([dict(r, examples=saved["examples"]) for r in saved["rows"]]))
         return
     settings = _agree_settings()
@@ -275,6 +284,7 @@ def agree():
             sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
                                         n_examples=n, N=N, phase=ph, settle=args.settle, seed=args.seed,
                                         record_phases=True, record_weights=False, name=f"sn{N}", **circuit(mu),
+                                        dale=args.dale,
                                         directory=os.path.join(out_root, f"standalone_agree_N{N}_{1000 * ph:g}ms"))
             t_built = time.perf_counter()
             res = sn.run(x, s, 0.0)
@@ -298,7 +308,7 @@ def agree():
               flush=True)
         if prof:
             print_profile(prof)
-    agreement_figure(rows, agreement_path(args.net), n, args.net, args.seed)
+    agreement_figure(rows, agreement_path(args.net, args.dale), n, args.net, args.seed, args.dale)
     print(agreement_table([dict(r, examples=n) for r in rows]))
 
 
@@ -325,14 +335,18 @@ def agreement_table(rows):
     return "\n".join(lines)
 
 
-def agreement_path(net):
-    """fig15_spiking_network_agreement.png for the default network; other networks get their layers in the
-    name (``full 40; full 40; output`` → ..._agreement_full40-full40-output.png), so that both can be published."""
+def figure_tag(net, dale):
+    """'' for the default network without Dale's law; otherwise the layers (``full 40; full 40; output`` →
+    _full40-full40-output) and _dale, so that every variant can be published beside the others."""
     tag = "" if net == p.get_default("net") else "_" + "-".join(part.replace(" ", "") for part in net.split(";"))
-    return os.path.join(fig_root, f"fig15_spiking_network_agreement{tag}.png")
+    return tag + ("_dale" if dale else "")
 
 
-def agreement_figure(rows, path, n, net, seed):
+def agreement_path(net, dale=False):
+    return os.path.join(fig_root, f"fig15_spiking_network_agreement{figure_tag(net, dale)}.png")
+
+
+def agreement_figure(rows, path, n, net, seed, dale=False):
     qs = list(rows[0]["quantities"])
     sweeps = [(key, other) for key, other in (("N", "phase"), ("window", "N"))
               if any(len({r[key] for r in rows if r[other] == f}) > 1 for f in {r[other] for r in rows})]
@@ -359,7 +373,8 @@ def agreement_figure(rows, path, n, net, seed):
         ax.grid(alpha=0.3, which="both")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8)
-    fig.suptitle(f"Fig. 15 in spikes: agreement with the rate network, '{net}',\ndigits, {n} test examples, "
+    law = ", Dale's law" if dale else ""
+    fig.suptitle(f"Fig. 15 in spikes: agreement with the rate network, '{net}'{law},\ndigits, {n} test examples, "
                  f"same weights (η = 0), seed {seed}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 2.2 / (5.5 * len(sweeps) + 2.5), 0.93))
     fig.savefig(path, dpi=110)
@@ -370,7 +385,7 @@ def agreement_figure(rows, path, n, net, seed):
 def _learn_settings(n_tr, n_te):
     return {"net": args.net, "rule": args.rule, "seed": args.seed, "N": Ns[0], "phase": phases[0],
             "settle": args.settle, "lr": args.lr, "eps": args.circuit_eps, "train": n_tr, "test": n_te,
-            "target": args.target}
+            "target": args.target, **_dale_setting()}
 
 
 def _resume(path, settings):
@@ -431,7 +446,7 @@ def learn():
     with brian.device(args.target, profile=args.profile):
         sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
                                     n_examples=n_tr + n_te, N=Ns[0], phase=phases[0], settle=args.settle,
-                                    seed=args.seed,
+                                    seed=args.seed, dale=args.dale,
                                     record_weights=False, name="sn", **circuit(mu),
                                     directory=os.path.join(out_root, f"standalone_{args.rule}_N{Ns[0]}"))
         eta = np.concatenate([np.full(n_tr, args.lr), np.zeros(n_te)])
@@ -529,18 +544,24 @@ def curves():
             ax.plot([e["epoch"] for e in r["epochs"]], [100 * e["test_error_brian2"] for e in r["epochs"]],
                     color=c, ls=":", marker="x", label=f"{rule}: Brian2 rate network" if k == 0 else None)
     s0 = spk[0]
+    kinds = {(r["net"], r["N"], r["phase"], r.get("dale", False)) for r in spk}
+    if len(kinds) > 1:
+        cli.fail(f"--inputs mix spiking runs of different networks, N, phases or Dale's law ({sorted(kinds)}); "
+                 "draw each experiment with its own files")
+    law = ", Dale's law" if s0.get("dale") else ""
     ax.axhline(90, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel("epoch")
     ax.set_ylabel("digits test error (%)")
     ax.set_title(f"Fig. 15 in spikes: learning curves, '{s0['net']}', {s0['train']} training digits, batch 1, "
-                 f"η = {s0['lr']}\nspiking N = {s0['N']}, phase {1000 * s0['phase']:.0f} ms, seeds "
+                 f"η = {s0['lr']}\nspiking N = {s0['N']}{law}, "
+                 f"phase {1000 * s0['phase']:.0f} ms, seeds "
                  f"{sorted({r['seed'] for r in spk})} (one line per seed); {s0['test']} test digits; chance 90%",
                  fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     print(learning_table(spk, rate))
-    path = os.path.join(fig_root, "fig15_spiking_network_learning.png")
+    path = os.path.join(fig_root, f"fig15_spiking_network_learning{figure_tag(s0['net'], s0.get('dale'))}.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     print("wrote", path)
@@ -559,7 +580,8 @@ def raster():
     b2.prefs.codegen.target = "numpy"
     sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"],
                                 n_examples=1, N=Ns[0], phase=phases[0], settle=args.settle, seed=args.seed,
-                                record_spikes=True, record_weights=False, name="raster", **circuit(mu))
+                                record_spikes=True, record_weights=False, name="raster", dale=args.dale,
+                                **circuit(mu))
     sn.run(x, s, args.lr)
     ln = LearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=plain["learn_R"], n_examples=1,
                          record_activity=True, record_weights=False, name="rate", **circuit(mu))
@@ -603,7 +625,7 @@ def raster():
     fig.suptitle(f"Fig. 15 in spikes: test digit {k} (label {int(ds.y_test[k])}) after one PyTorch epoch of "
                  f"{args.rule}, '{args.net}', N = {Ns[0]}, phase {1000 * T:.0f} ms, seed {args.seed}", fontsize=10)
     fig.tight_layout()
-    path = os.path.join(fig_root, "fig15_spiking_network_raster.png")
+    path = os.path.join(fig_root, f"fig15_spiking_network_raster{figure_tag(args.net, args.dale)}.png")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     print("wrote", path)

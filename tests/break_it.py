@@ -345,6 +345,24 @@ BREAKS = {
         "sims/spiking_network.py", '    if diff:\n        cli.fail(f"{path} holds rows',
         '    if False:\n        cli.fail(f"{path} holds rows',
         "tests/test_spiking_network.py::test_agree_refuses_an_agreement_file_of_other_settings"),
+    "spiking-dale-routes-swapped": (
+        "circuits/spiking_network.py", 'f"(int({k} > 0) * vA_pre + int({k} <= 0) * vB_pre)"',
+        'f"(int({k} > 0) * vB_pre + int({k} <= 0) * vA_pre)"',
+        "tests/test_spiking_network.py::test_with_dales_law_each_target_reads_the_route_of_its_sign"),
+    "spiking-dale-off-reads-the-on-route": (
+        "circuits/spiking_network.py", "hn_post = w * {route('-w')}", "hn_post = w * {route('w')}",
+        "tests/test_spiking_network.py::test_with_dales_law_each_target_reads_the_route_of_its_sign"),
+    "spiking-dale-off-neurons-read-x": (
+        "circuits/spiking_network.py", 'b2.linked_var(g, "Xn" if "Xn" in g.variables else "X", index=row)',
+        'b2.linked_var(g, "X", index=row)',
+        "tests/test_spiking_network.py::test_with_dales_law_each_target_reads_the_route_of_its_sign"),
+    "spiking-dale-output-delta-whole": (
+        "circuits/spiking_network.py", '(in_t, "I_dp")', '(in_t, "I_d")',
+        "tests/test_spiking_network.py::test_with_dales_law_each_target_reads_the_route_of_its_sign"),
+    "spiking-dale-all-neurons-act": (
+        "circuits/spiking_network.py", "acts = route[sl] == (1.0 if kk > 0 else 0.0) if routed else",
+        "acts = route[sl] >= 0 if routed else",
+        "tests/test_spiking_network.py::test_with_dales_law_every_neuron_acts_with_one_sign"),
     "spiking-agree-remeasures-what-it-has": (
         "sims/spiking_network.py", "    rows = _saved_rows(path, settings)\n", "    _saved_rows(path, settings)\n"
         "    rows = []\n", "tests/test_spiking_network.py::test_agree_skips_the_pairs_already_in_its_agreement_file"),

@@ -66,7 +66,7 @@ def test_misordered_schedule_is_refused_before_any_brian2_object(monkeypatch):
         SpikingLearningNetwork(plain["n_in"], plain["layers"], bad, learn_R=True, n_examples=2, N=4, **CIRCUIT)
 
 
-def _rms_vs_rate(N, plain, x, s, phase=0.03):
+def _rms_vs_rate(N, plain, x, s, phase=0.03, dale=False):
     """RMS differences to the rate network (η = 0, same weights): the hidden h and x after the forward slot,
     the output h_L."""
     import brian2 as b2
@@ -79,7 +79,7 @@ def _rms_vs_rate(N, plain, x, s, phase=0.03):
     act = ln.activity()
     sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=True, n_examples=n, N=N,
                                 phase=phase, seed=5, record_phases=True, record_weights=False, name=f"s{N}",
-                                **CIRCUIT)
+                                dale=dale, **CIRCUIT)
     rs = sn.run(x, s, 0.0)
     rec = sn.phase_record()
     P, ns = sn.n_phases, ln.n_slots
@@ -109,7 +109,77 @@ def test_rms_error_shrinks_as_the_populations_grow(brian):
     assert large["x"] < 0.1 and large["h"] < 0.15, large
 
 
-def _run_on(target, tmp_path, plain, x, s, eta):
+def test_with_dales_law_every_neuron_acts_with_one_sign(brian):
+    """ON/OFF coding makes every neuron act with both signs (it drives its targets' ON neurons one way and
+    their OFF neurons the other); with dale=True no neuron of any group does, at the initial weights of both
+    signs (spiking.dale_violations' property for the whole learning machine). Odd N is refused."""
+    _, plain = _plain("full 6; output")
+    kw = dict(learn_R=True, n_examples=1, N=4, record_weights=False, **CIRCUIT)
+    w = plain["layers"][0]["W"]["w"]
+    assert (w > 0).any() and (w < 0).any()
+    plain_v = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], name="nd", **kw)
+    dale = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], name="da", dale=True, **kw)
+    before = plain_v.dale_violations()
+    for g in ("nd_input_neurons", "nd_full1_neurons", "nd_output_neurons", "nd_detector_neurons"):
+        assert before[g] > 0, before
+    after = dale.dale_violations()
+    assert set(after) == {g.replace("nd_", "da_") for g in before} and not any(after.values()), after
+    with pytest.raises(ValueError, match="N must be even"):
+        SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], name="odd", dale=True,
+                               **dict(kw, N=5))
+
+
+def test_with_dales_law_each_target_reads_the_route_of_its_sign(brian):
+    """dale=True, measured at every phase of two examples: the hidden layer's drive of its ON neurons is
+    Σ w·(route A of the input where w > 0, route B elsewhere), that of its OFF neurons the reverse, the same
+    for R δ into the layer below, and for δ̂ into the output's ON/OFF neurons (dp, dm); each route is a count of
+    its own (the routes differ) and the whole value is their mean."""
+    _, plain = _plain("full 6; output")
+    x, _, s = _examples(2, plain["n_in"])
+    sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=True, n_examples=2, N=4,
+                                phase=0.02, settle=0.005, seed=2, record_phases=True, record_weights=False,
+                                dale=True, name="rt", **CIRCUIT)
+    sn.run(x, s, 0.0)
+    rec = sn.phase_record()
+
+    def dense(syn, n_post, n_pre):
+        A = np.zeros((n_post, n_pre))
+        A[syn["post"], syn["pre"]] = syn["w"]
+        return A
+
+    def routed(A, vA, vB):
+        return np.where(A > 0, A, 0) @ vA + np.where(A < 0, A, 0) @ vB
+
+    W = dense(plain["layers"][0]["W"], 6, plain["n_in"])
+    R = dense(plain["layers"][1]["R"], 6, C)  # output δ into the hidden layer
+    vA, vB = rec[("input", "vA")], rec[("input", "vB")]
+    assert np.allclose(rec[("full1", "h")], routed(W, vA, vB), atol=1e-12)
+    assert np.allclose(rec[("full1", "hn")], routed(W, vB, vA), atol=1e-12)
+    assert np.abs(rec[("full1", "h")] - W @ rec[("input", "v")]).max() > 0.05  # not the whole count
+    P = sn.n_phases  # column k + e·P: the first step of phase k of example e, where its drives are set
+    fb = [k + e * P for e in range(2) for k, p in enumerate(sn.phases) if p[:2] == ("send", 1)]
+    oA, oB = rec[("output", "vA")][:, fb], rec[("output", "vB")][:, fb]
+    assert np.allclose(rec[("full1", "fb")][:, fb], routed(R, oA, oB), atol=1e-12)
+    assert np.allclose(rec[("full1", "fbn")][:, fb], routed(R, oB, oA), atol=1e-12)
+    tph = [k + e * P for e in range(2) for k, p in enumerate(sn.phases) if p[0] == "error-t"]
+    dA, dB = rec[("detectors", "vA")][:, tph], rec[("detectors", "vB")][:, tph]
+    wk = np.asarray(sn.network["rt_detectors_to_delta"].c[:]).reshape(C, 4)
+    dp = np.stack([routed(wk[u][None], dA[6 * u:6 * u + 4], dB[6 * u:6 * u + 4])[0] for u in range(C)])
+    dm = np.stack([routed(wk[u][None], dB[6 * u:6 * u + 4], dA[6 * u:6 * u + 4])[0] for u in range(C)])
+    assert np.allclose(rec[("output", "dp")][:, tph], dp, atol=1e-12)
+    assert np.allclose(rec[("output", "dm")][:, tph], dm, atol=1e-12)
+    for g in ("input", "full1", "output", "detectors"):
+        a, b, v = rec[(g, "vA")], rec[(g, "vB")], rec[(g, "v")]
+        assert np.allclose(v, (a + b) / 2, atol=1e-12) and np.abs(a - b).max() > 0.1, g
+    # each unit's OFF neurons read its OFF estimate Xn, its ON neurons the ON one X
+    g, ng = sn.groups["full1"], sn.neuron_groups["rt_full1"]
+    g.X, g.Xn = np.arange(6) + 1.0, -np.arange(6) - 1.0
+    row = np.repeat(np.arange(6), 8)
+    assert np.array_equal(np.asarray(ng.Xn[:]), np.asarray(g.Xn[:])[row])
+    assert np.array_equal(np.asarray(ng.X[:]), np.asarray(g.X[:])[row])
+
+
+def _run_on(target, tmp_path, plain, x, s, eta, dale=False):
     import brian2 as b2
 
     from circuits.brian import use_exact_flags
@@ -125,7 +195,7 @@ def _run_on(target, tmp_path, plain, x, s, eta):
     try:
         sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=True,
                                     n_examples=len(x), N=6, phase=0.02, seed=11, record_spikes=True, name="bit",
-                                    directory=str(tmp_path / "standalone"), **CIRCUIT)
+                                    directory=str(tmp_path / "standalone"), dale=dale, **CIRCUIT)
         res = sn.run(x, s, eta)
         spikes = {k: (i.copy(), t.copy()) for k, (i, t) in sn.spikes().items()}
         return res, spikes
@@ -138,13 +208,15 @@ def _run_on(target, tmp_path, plain, x, s, eta):
 
 
 @pytest.mark.slow
-def test_numpy_and_cpp_standalone_are_bit_identical(brian, tmp_path):
+@pytest.mark.parametrize("dale", [False, True], ids=["on-off", "dale"])
+def test_numpy_and_cpp_standalone_are_bit_identical(brian, tmp_path, dale):
     """With a fixed seed, the same spikes (every neuron, every time), the same measured outputs and the same
-    weights after every example on numpy and on cpp_standalone (the exact compiler flags of circuits.brian)."""
+    weights after every example on numpy and on cpp_standalone (the exact compiler flags of circuits.brian),
+    with and without Dale's law."""
     _, plain = _plain()
     x, _, s = _examples(3, plain["n_in"])
-    a, sa = _run_on("numpy", tmp_path, plain, x, s, 0.2)
-    b, sb = _run_on("cpp_standalone", tmp_path, plain, x, s, 0.2)
+    a, sa = _run_on("numpy", tmp_path, plain, x, s, 0.2, dale)
+    b, sb = _run_on("cpp_standalone", tmp_path, plain, x, s, 0.2, dale)
     assert sa.keys() == sb.keys() and sum(len(i) for i, _ in sa.values()) > 1000
     for k in sa:
         assert np.array_equal(sa[k][0], sb[k][0]) and np.array_equal(sa[k][1], sb[k][1]), k
@@ -155,9 +227,10 @@ def test_numpy_and_cpp_standalone_are_bit_identical(brian, tmp_path):
 
 
 @pytest.mark.slow
-def test_one_epoch_on_a_tiny_network_learns(brian, tmp_path):
+@pytest.mark.parametrize("dale", [False, True], ids=["on-off", "dale"])
+def test_one_epoch_on_a_tiny_network_learns(brian, tmp_path, dale):
     """One epoch (batch 1) of URFB in spikes on 4 noisy prototypes: the test error falls from the untrained
-    network's to far below chance (75%)."""
+    network's to far below chance (75%), with and without Dale's law."""
     import brian2 as b2
 
     from circuits.brian import use_exact_flags
@@ -175,7 +248,7 @@ def test_one_epoch_on_a_tiny_network_learns(brian, tmp_path):
     try:
         sn = SpikingLearningNetwork(plain["n_in"], plain["layers"], plain["events"], learn_R=True,
                                     n_examples=n_tr + n_te, N=20, phase=0.03, seed=0, record_weights=False,
-                                    name="tiny", directory=str(tmp_path / "tiny"), **CIRCUIT)
+                                    name="tiny", directory=str(tmp_path / "tiny"), dale=dale, **CIRCUIT)
         before = sn.run(x, s, np.zeros(n_tr + n_te))["output"][n_tr:].argmax(1)
         res = sn.run(x, s, np.concatenate([np.full(n_tr, 0.05), np.zeros(n_te)]))
     finally:
