@@ -286,7 +286,10 @@ def train(config: RunConfig, out_dir: str | os.PathLike | None = None, *, resume
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
     state = check_run_dir(config, out, resume=resume)
-    if state is not None and state["epoch"] >= config.epochs:  # resuming a finished run: nothing to do
+    if state is not None and state["epoch"] >= config.epochs:  # resuming a finished run: nothing to train
+        # but the metrics file is rewritten from the checkpoint: a run stopped between writing the checkpoint and
+        # appending its epoch's row left that row only in the checkpoint
+        _write_metrics(out / "metrics.jsonl", state["metrics"])
         if log is not None:
             log(f"the run in {out} is finished ({state['epoch']} of {config.epochs} epochs); nothing to train "
                 f"(a larger --epochs trains further)")

@@ -345,6 +345,10 @@ BREAKS = {
         "sims/spiking_network.py", '    if diff:\n        cli.fail(f"{path} holds rows',
         '    if False:\n        cli.fail(f"{path} holds rows',
         "tests/test_spiking_network.py::test_agree_refuses_an_agreement_file_of_other_settings"),
+    "finished-resume-keeps-short-metrics": (
+        "models/train.py", '        _write_metrics(out / "metrics.jsonl", state["metrics"])\n        if log',
+        "        if log",
+        "tests/test_train.py::test_a_run_stopped_between_checkpoint_and_metrics_row_gets_its_row_back_on_resume"),
     "spiking-dale-routes-swapped": (
         "circuits/spiking_network.py", 'f"(int({k} > 0) * vA_pre + int({k} <= 0) * vB_pre)"',
         'f"(int({k} > 0) * vB_pre + int({k} <= 0) * vA_pre)"',

@@ -98,6 +98,18 @@ def test_run_killed_mid_epoch_resumes_bit_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_stopped_between_checkpoint_and_metrics_row_gets_its_row_back_on_resume(tmp_path):
+    """A stop after the checkpoint of the last epoch was written but before its metrics row was appended leaves
+    metrics.jsonl one row short of a finished run; resuming it (nothing left to train) restores the row from
+    the checkpoint, so no epoch's record is lost."""
+    ds = tiny_dataset()
+    rows = train(cfg(epochs=2), tmp_path / "r", dataset=ds)
+    path = tmp_path / "r" / "metrics.jsonl"
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+    again = train(cfg(epochs=2), tmp_path / "r", dataset=ds, resume=True)
+    assert strip(again) == strip(rows) and strip(read_metrics(tmp_path / "r")) == strip(rows)
+
+
 def test_existing_run_directory_needs_resume(tmp_path):
     ds = tiny_dataset()
     train(cfg(epochs=1), tmp_path / "r", dataset=ds)
