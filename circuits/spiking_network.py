@@ -287,10 +287,10 @@ class SpikingLearningNetwork(LearningNetwork):
                                 reset="v = 0\nt_ref_i = t_ref * (1 + t_ref_spread * (2 * rand() - 1))",
                                 refractory="t_ref_i", method="euler", namespace=ns, clock=clock, name=gname,
                                 order=8)
-            # every phase starts from rest (v = 0, not refractory): each count has the statistics of count_rate
-            objects.append(ng.run_regularly(head + "v = (1 - first) * v\n"
-                                            "lastspike = first * (t - 1*second) + (1 - first) * lastspike",
-                                            when="groups", order=7, name=f"{gname}_phase_reset"))
+            # every phase starts from rest (v = 0, not refractory): each count has the statistics of count_rate;
+            # on a clock of one phase, so the neurons are visited at the first step of a phase only
+            objects.append(ng.run_regularly("v = 0\nlastspike = t - 1*second", dt=n_steps * dt, when="groups",
+                                            order=7, name=f"{gname}_phase_reset"))
             row = np.repeat(np.arange(g.N), per_row).astype(np.int64)
             ng.X = b2.linked_var(g, "X", index=row)
             ng.Z = b2.linked_var(g, "Z", index=row)
