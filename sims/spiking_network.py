@@ -523,8 +523,10 @@ def learning_table(spk, rate):
                      f"{e_s - e_t:+.1f} | {gap3(r):+.1f} | {cw:.3f}, {cr:.3f} |")
         by_rule.setdefault((r["rule"], len(r["epochs"])), []).append((e_s, e_t, gap3(r)))
     for (rule, n_ep), v in by_rule.items():
+        if len(v) < 2:  # one seed: its row says it all
+            continue
         a = np.array(v)
-        sd = a.std(0, ddof=1) if len(a) > 1 else np.full(2, np.nan)
+        sd = a.std(0, ddof=1)
         lines.append(f"| {rule.upper()} mean ± sd | {len(a)} seeds | {n_ep} | {a[:, 0].mean():.1f} ± {sd[0]:.1f}% | "
                      f"{a[:, 1].mean():.1f} ± {sd[1]:.1f}% | | {(a[:, 0] - a[:, 1]).mean():+.1f} | "
                      f"{a[:, 2].mean():+.1f} | |")
