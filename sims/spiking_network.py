@@ -13,6 +13,8 @@ Three modes (docs/spiking_network.md):
     python sims/spiking_network.py learn --rule urfb --seed 0 --epochs 3 --train-subset 300 --out DIR
     # a raster of every population through one example's phases beside the rate network's slots (Fig. 15)
     python sims/spiking_network.py raster --out DIR --publish
+    # Dale's law (every neuron acts with one sign; N even): add --dale to agree, learn or raster
+    python sims/spiking_network.py learn --dale --rule urfb --seed 0 --epochs 10 --train-subset 300 --out DIR
 
 ``agree`` writes DIR/agreement.json and DIR/fig15_spiking_network_agreement[_<net>].png; ``learn`` writes
 DIR/learn_<rule>_seed<k>.json (per epoch: test error of both, the weights' correlation) and checkpoints
