@@ -1,7 +1,7 @@
 """The whole learning machine in spikes (circuits/spiking_network.py) measured against the rate network it
 approximates (circuits/learning_network.py, equal to the PyTorch scheduled engine) on digits.
 
-Three modes (docs/spiking_network.md):
+Modes (docs/spiking_network.md):
 
     # agreement per example and per phase with the rate network, on the same weights (η = 0); each (N, phase)
     # a cpp_standalone program of its own (--target numpy: no compiler, ~100× slower); rows accumulate in
