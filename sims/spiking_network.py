@@ -450,7 +450,8 @@ def learn():
                                     n_examples=n_tr + n_te, N=Ns[0], phase=phases[0], settle=args.settle,
                                     seed=args.seed, dale=args.dale,
                                     record_weights=False, name="sn", **circuit(mu),
-                                    directory=os.path.join(out_root, f"standalone_{args.rule}_N{Ns[0]}"))
+                                    # a folder per run: runs of other seeds into the same --out may build at once
+                                    directory=os.path.join(out_root, f"standalone_{tag}_N{Ns[0]}"))
         eta = np.concatenate([np.full(n_tr, args.lr), np.zeros(n_te)])
         s_te = supervisory(y_te.numpy(), classes)
         if err0 is None:

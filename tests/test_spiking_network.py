@@ -307,6 +307,8 @@ def test_learn_resumed_after_an_epoch_equals_the_uninterrupted_run(tmp_path):
             assert p.returncode == 0, p.stderr[-3000:]
         rows.append(json.loads((out / "learn_urfb_seed0.json").read_text())["epochs"])
     assert "resuming after epoch 1 of 2" in p.stdout
+    # each run builds in a folder of its own (rule and seed), so seeds run side by side into one --out
+    assert [d.name for d in (tmp_path / "a").glob("standalone_*") if d.is_dir()] == ["standalone_urfb_seed0_N4"]
     keys = ("test_error_spiking", "train_error_spiking", "test_error_rate", "weight_correlation")
     assert [[r[k] for k in keys] for r in rows[0]] == [[r[k] for k in keys] for r in rows[1]]
     assert len(rows[0]) == 2
