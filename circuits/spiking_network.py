@@ -260,7 +260,7 @@ class SpikingLearningNetwork(LearningNetwork):
             """A unit group: one row per population (pair); v = the value measured over the last phase (all its
             neurons). With Dale's law a ``routed`` group also measures each route: vA, vB (N/2 neurons per sign)."""
             routed = routed and self.dale
-            more = "Xn : 1\ncA : 1\ncB : 1\nvA : 1\nvB : 1\n" if routed else ""
+            more = "cA : 1\ncB : 1\nvA : 1\nvB : 1\n" if routed else ""
             g = b2.NeuronGroup(n, "X : 1\nZ : 1\ncnt : 1\nv : 1\nscale : 1\n" + more + extra, name=gname,
                                clock=clock, namespace=dict(ns or {}), order=2)
             g.scale = 1.0
@@ -353,7 +353,9 @@ class SpikingLearningNetwork(LearningNetwork):
             self.projections.append((pre.name, np.asarray(rows, dtype=np.int64), kappa, "vA" in pre.variables))
 
         # input x_0: ON/OFF populations driven by the example's TimedArray row in the present phase
-        inp = units(self.n_in, "", f"{name}_input", {"stimulus": self.stim}, routed=True)
+        # (with Dale's law an ON/OFF group holds Xn, its OFF neurons' drive; a step group's neurons read X)
+        inp = units(self.n_in, "Xn : 1\n" if self.dale else "", f"{name}_input", {"stimulus": self.stim},
+                    routed=True)
         drive = "stimulus(t - t_start, i)"
         op(inp, "\n".join([choose("X", [(at("present", None), drive)])]
                           + ([choose("Xn", [(at("present", None), drive)])] if self.dale else [])),
@@ -370,7 +372,7 @@ class SpikingLearningNetwork(LearningNetwork):
             extra = "h : 1\n" + ("y : 1\nH : 1\ndhat : 1\nthat : 1\nseen0 : 1\ns : 1\nI_d : 1\nI_t : 1\n" if is_out
                                  else "I_fb : 1\nfb : 1\nI_z : 1\n")
             if self.dale:  # the OFF neurons' estimates, and the output circuit's quantities per route
-                extra += "hn : 1\n" + ("yA : 1\nyB : 1\nHp : 1\nHm : 1\ndp : 1\ndm : 1\ntp : 1\ntm : 1\n"
+                extra += "Xn : 1\nhn : 1\n" + ("yA : 1\nyB : 1\nHp : 1\nHm : 1\ndp : 1\ndm : 1\ntp : 1\ntm : 1\n"
                                        "I_dp : 1\nI_dm : 1\nI_tp : 1\nI_tm : 1\n" if is_out
                                        else "I_fbn : 1\nfbn : 1\n")
             g = units(n, extra, f"{name}_{lname}", {"supervision": self.sup}, routed=True)

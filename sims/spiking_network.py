@@ -542,6 +542,10 @@ def curves():
     runs = [json.load(open(f)) for f in args.inputs]
     spk = [r for r in runs if "test_error_spiking" in r["epochs"][0]]
     rate = [r for r in runs if "test_error_brian2" in r["epochs"][0]]
+    kinds = {(r["net"], r["N"], r["phase"], r.get("dale", False)) for r in spk}
+    if len(kinds) > 1:
+        cli.fail(f"--inputs mix spiking runs of different networks, N, phases or Dale's law ({sorted(kinds)}); "
+                 "draw each experiment with its own files")
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for rule in ("urfb", "frfb"):
         c = colour(rule)
@@ -555,10 +559,6 @@ def curves():
             ax.plot([e["epoch"] for e in r["epochs"]], [100 * e["test_error_brian2"] for e in r["epochs"]],
                     color=c, ls=":", marker="x", label=f"{rule}: Brian2 rate network" if k == 0 else None)
     s0 = spk[0]
-    kinds = {(r["net"], r["N"], r["phase"], r.get("dale", False)) for r in spk}
-    if len(kinds) > 1:
-        cli.fail(f"--inputs mix spiking runs of different networks, N, phases or Dale's law ({sorted(kinds)}); "
-                 "draw each experiment with its own files")
     law = ", Dale's law" if s0.get("dale") else ""
     ax.axhline(90, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel("epoch")
